@@ -50,12 +50,12 @@ type Config struct {
 	// There are no public defaults: an agent only knows whom you tell it.
 	Bootstrap []string `json:"bootstrap,omitempty"`
 	// Services are advertised in the DHT while the agent runs.
-	Services []string `json:"services,omitempty"`
-	Tor      Tor      `json:"tor"`
+	Services []string    `json:"services,omitempty"`
+	Tor      TorSettings `json:"tor"`
 }
 
-// Tor configures the tor daemon the agent starts or attaches to.
-type Tor struct {
+// TorSettings configures the tor daemon the agent starts or attaches to.
+type TorSettings struct {
 	// Binary is the tor executable (default: "tor" from PATH).
 	Binary string `json:"binary,omitempty"`
 	// OnionPort is the virtual port of the agent's onion service.
@@ -90,7 +90,7 @@ func Default() Config {
 		HybridTimeout: Duration(30 * time.Second),
 		Listen:        []string{"/ip4/127.0.0.1/tcp/0"},
 		Services:      []string{"memory_sync"},
-		Tor: Tor{
+		Tor: TorSettings{
 			OnionPort:        7420,
 			BootstrapTimeout: Duration(3 * time.Minute),
 			PoW:              true,
