@@ -1,0 +1,119 @@
+// Package localapi is the agent's local API: HTTP + JSON over a unix socket
+// in the config directory (mode 0600, nothing on TCP). The agent serves it
+// with [NewServer]; the CLI talks to it with [Client]. The wire types below
+// are what `--json` prints.
+package localapi
+
+import "time"
+
+// Version is sent in every request and response so client/agent skew can be
+// reported instead of failing strangely.
+const Version = "1"
+
+// SocketName is the API socket inside the config directory.
+const SocketName = "agent.sock"
+
+// Status is GET /v1/status.
+type Status struct {
+	PID               int       `json:"pid"`
+	PeerID            string    `json:"peer_id"`
+	Pubkey            string    `json:"pubkey"`
+	OnionAddress      string    `json:"onion_address"`
+	Transport         string    `json:"transport"`
+	BootstrapProgress int       `json:"bootstrap_progress"`
+	BootstrapSummary  string    `json:"bootstrap_summary,omitempty"`
+	BootstrapWarning  string    `json:"bootstrap_warning,omitempty"`
+	Published         bool      `json:"published"`
+	PublishedAt       time.Time `json:"published_at,omitzero"`
+	PoW               bool      `json:"pow"`
+	TorVersion        string    `json:"tor_version,omitempty"`
+	TorRestarts       int       `json:"tor_restarts"`
+	Listen            []string  `json:"listen"`
+	PeersConnected    int       `json:"peers_connected"`
+	PeersKnown        int       `json:"peers_known"`
+	Services          []string  `json:"services,omitempty"`
+	StartedAt         time.Time `json:"started_at"`
+	// Ready is true once the agent can serve peers: the onion service is
+	// published (tor/hybrid) or the TCP listener is up (direct).
+	Ready bool   `json:"ready"`
+	Error string `json:"error,omitempty"`
+}
+
+// ConnectRequest is POST /v1/connect.
+type ConnectRequest struct {
+	// Target is a bare onion address, an /onion3 or /ip4 multiaddr with
+	// /p2p/<id>, or a full multiaddr.
+	Target string `json:"target"`
+}
+
+// ConnectResult is the reply to ConnectRequest.
+type ConnectResult struct {
+	PeerID    string  `json:"peer_id"`
+	Addr      string  `json:"addr"`
+	Transport string  `json:"transport"`
+	RTTMillis float64 `json:"rtt_ms"`
+	ConnectMs float64 `json:"connect_ms"`
+}
+
+// SyncRequest is POST /v1/sync. An empty Peer syncs with every known peer.
+type SyncRequest struct {
+	Peer string `json:"peer,omitempty"`
+}
+
+// SyncResult is one peer's outcome.
+type SyncResult struct {
+	PeerID       string  `json:"peer_id"`
+	Sent         int     `json:"sent"`
+	Received     int     `json:"received"`
+	Rejected     int     `json:"rejected"`
+	BytesSent    int64   `json:"bytes_sent"`
+	BytesRecv    int64   `json:"bytes_received"`
+	DurationMs   float64 `json:"duration_ms"`
+	Error        string  `json:"error,omitempty"`
+	ErrorKind    string  `json:"error_kind,omitempty"`
+	RetryAfterMs int64   `json:"retry_after_ms,omitempty"`
+}
+
+// Peer is an element of GET /v1/peers.
+type Peer struct {
+	PeerID       string    `json:"peer_id"`
+	OnionAddress string    `json:"onion_address,omitempty"`
+	Addrs        []string  `json:"addrs"`
+	Transport    string    `json:"transport"`
+	Connected    bool      `json:"connected"`
+	LastSeen     time.Time `json:"last_seen,omitzero"`
+	Services     []string  `json:"services,omitempty"`
+}
+
+// AdvertiseRequest is POST /v1/advertise.
+type AdvertiseRequest struct {
+	Services []string `json:"services"`
+}
+
+// Advertisement is a verified advertisement as printed by discover.
+type Advertisement struct {
+	Pubkey       string    `json:"pubkey"`
+	OnionAddress string    `json:"onion_address"`
+	PeerID       string    `json:"peer_id"`
+	Services     []string  `json:"services"`
+	Addrs        []string  `json:"addrs,omitempty"`
+	Seq          uint64    `json:"seq"`
+	Timestamp    time.Time `json:"timestamp"`
+	Expires      time.Time `json:"expires"`
+	AgeSeconds   float64   `json:"age_s"`
+}
+
+// DiscoverResult is GET /v1/discover?service=S.
+type DiscoverResult struct {
+	Service    string          `json:"service"`
+	Ads        []Advertisement `json:"ads"`
+	Dropped    int             `json:"dropped"`
+	DropErrors []string        `json:"drop_errors,omitempty"`
+	DurationMs float64         `json:"duration_ms"`
+}
+
+// Error is the body of every non-2xx reply.
+type Error struct {
+	Error string `json:"error"`
+	Kind  string `json:"kind,omitempty"`
+}
