@@ -1,0 +1,239 @@
+package socks
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// DefaultTimeout bounds a dial when Dialer.Timeout is zero. Tor's own
+// SocksTimeout is 120 s, and a stream to an onion service whose descriptor is
+// cached but which went away is answered only then (0x06), so the dialer
+// needs a shorter bound of its own. A cold onion dial on the public network
+// rarely needs more than 30 s.
+const DefaultTimeout = 60 * time.Second
+
+// Dialer dials TCP destinations through tor's SocksPort. The zero value is
+// not usable: ProxyAddr is required. A Dialer is safe for concurrent use and
+// must not be modified after first use.
+type Dialer struct {
+	// ProxyAddr is tor's SocksPort: "127.0.0.1:9050" or, for a
+	// "SocksPort unix:/path" listener, "unix:/path".
+	ProxyAddr string
+	// Isolation, when not empty, is sent as both SOCKS username and
+	// password. Tor's IsolateSOCKSAuth (on by default) keeps streams with
+	// different credentials on different circuits, so use one value per
+	// peer (see ForPeer). At most 255 bytes, and not starting "<torS0".
+	Isolation string
+	// Timeout bounds the whole dial: connecting to the proxy, the handshake
+	// and tor's work to reach the destination. Zero means DefaultTimeout;
+	// negative means only the context bounds it.
+	Timeout time.Duration
+}
+
+// ForPeer returns a copy of d whose Isolation is derived from the peer id:
+// the first 128 bits, hex, of SHA-256 over a random per-process salt and id.
+// The same id yields the same credential for the life of the process (so its
+// streams share circuits) and credentials cannot be linked to peer ids, or
+// across restarts, by anyone reading tor's state.
+func (d *Dialer) ForPeer(id string) *Dialer {
+	c := *d
+	h := sha256.New()
+	h.Write([]byte("mmogit socks isolation v1\x00"))
+	h.Write(processSalt())
+	h.Write([]byte(id))
+	// Hex never starts with "<", so it never collides with "<torS0".
+	c.Isolation = hex.EncodeToString(h.Sum(nil)[:16])
+	return &c
+}
+
+var processSalt = sync.OnceValue(func() []byte {
+	b := make([]byte, 32)
+	rand.Read(b) // crypto/rand.Read never fails on Linux (it panics if it could)
+	return b
+})
+
+// DialContext connects to addr ("host:port") through the proxy. The host
+// is sent as a domain name unless it is an IP literal; it is never resolved
+// here. Cancelling ctx, or Timeout expiring, aborts the dial at any step and
+// closes the connection to the proxy. On failure the error is an *Error
+// matching one of the kinds (errors.Is), except when ctx itself was
+// cancelled: then it wraps ctx's error (context.Canceled/DeadlineExceeded).
+func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	fail := func(kind error, hint string, err error) (net.Conn, error) {
+		return nil, &Error{Kind: kind, Addr: addr, Proxy: d.ProxyAddr, Hint: hint, Err: err}
+	}
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return fail(ErrBadAddress, "only tcp can go through tor", fmt.Errorf("network %q not supported", network))
+	}
+	host, port, err := splitHostPort(addr)
+	if err != nil {
+		return fail(ErrBadAddress, "", err)
+	}
+	req, err := appendConnect(make([]byte, 0, 64), host, port)
+	if err != nil {
+		return fail(ErrBadAddress, "", err)
+	}
+	if err := checkIsolation(d.Isolation); err != nil {
+		return fail(ErrBadAddress, "", err)
+	}
+
+	timeout := d.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	dctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithTimeoutCause(ctx, timeout, errDialTimeout)
+		defer cancel()
+	}
+
+	conn, err := d.dialProxy(dctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("socks: dial %s: %w", addr, context.Cause(ctx))
+		}
+		return fail(ErrDaemonNotRunning, "start tor (mmogit tor start) or check the SocksPort address", err)
+	}
+	// Closing the connection is the one way to interrupt a blocked Read or
+	// Write; AfterFunc starts no goroutine unless ctx ends first.
+	stop := context.AfterFunc(dctx, func() { conn.Close() })
+	st, err := handshake(conn, d.Isolation, req)
+	if !stop() || err != nil {
+		conn.Close()
+		return d.handshakeError(ctx, dctx, addr, isOnion(host), timeout, st, err)
+	}
+	return conn, nil
+}
+
+var errDialTimeout = errors.New("socks dial timeout")
+
+func (d *Dialer) dialProxy(ctx context.Context) (net.Conn, error) {
+	var nd net.Dialer
+	if path, ok := strings.CutPrefix(d.ProxyAddr, "unix:"); ok {
+		return nd.DialContext(ctx, "unix", path)
+	}
+	return nd.DialContext(ctx, "tcp", d.ProxyAddr)
+}
+
+// splitHostPort splits "host:port" and checks the port is 1–65535.
+func splitHostPort(addr string) (string, uint16, error) {
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil || p == 0 {
+		return "", 0, fmt.Errorf("invalid port %q", ps)
+	}
+	return host, uint16(p), nil
+}
+
+// stage is how far a handshake got; it decides what a failure means.
+type stage int
+
+const (
+	stageGreeting stage = iota // nothing received yet
+	stageAuth                  // method chosen, credential sent
+	stageConnect               // CONNECT sent, waiting for tor to reach the destination
+	stageDone
+)
+
+// handshake runs greeting, optional RFC 1929 authentication and CONNECT on
+// conn. A non-success reply comes back as a *ReplyError.
+func handshake(conn io.ReadWriter, isolation string, req []byte) (stage, error) {
+	var buf [4 + 1 + 255 + 2]byte // the largest reply
+	withAuth := isolation != ""
+	if _, err := conn.Write(appendGreeting(buf[:0], withAuth)); err != nil {
+		return stageGreeting, err
+	}
+	if _, err := io.ReadFull(conn, buf[:2]); err != nil {
+		return stageGreeting, err
+	}
+	method := byte(methodNoAuth)
+	if withAuth {
+		method = methodUserPass
+	}
+	if err := parseMethodSelection([2]byte(buf[:2]), method); err != nil {
+		return stageAuth, err
+	}
+	if withAuth {
+		if _, err := conn.Write(appendUserPass(buf[:0], isolation, isolation)); err != nil {
+			return stageAuth, err
+		}
+		if _, err := io.ReadFull(conn, buf[:2]); err != nil {
+			return stageAuth, err
+		}
+		if err := parseUserPassReply([2]byte(buf[:2])); err != nil {
+			return stageAuth, err
+		}
+	}
+	if _, err := conn.Write(req); err != nil {
+		return stageConnect, err
+	}
+	if _, err := io.ReadFull(conn, buf[:replyHeaderLen]); err != nil {
+		return stageConnect, err
+	}
+	n, err := replyLen(buf[:replyHeaderLen])
+	if err != nil {
+		return stageConnect, err
+	}
+	if _, err := io.ReadFull(conn, buf[replyHeaderLen:n]); err != nil {
+		return stageConnect, err
+	}
+	r, err := parseReply(buf[:n])
+	if err != nil {
+		return stageConnect, err
+	}
+	if r.code != ReplySucceeded {
+		return stageDone, &ReplyError{Code: r.code, Reason: ReplyReason(r.code)}
+	}
+	return stageDone, nil
+}
+
+// handshakeError classifies a failed handshake. ctx is the caller's
+// context, dctx the one bounded by the dial timeout.
+func (d *Dialer) handshakeError(ctx, dctx context.Context, addr string, onion bool, timeout time.Duration, st stage, err error) (net.Conn, error) {
+	e := &Error{Addr: addr, Proxy: d.ProxyAddr, Err: err}
+	var re *ReplyError
+	switch {
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("socks: dial %s: %w", addr, context.Cause(ctx))
+	case dctx.Err() != nil:
+		e.Err = fmt.Errorf("no answer within %v: %w", timeout, context.DeadlineExceeded)
+		if st < stageConnect {
+			e.Kind, e.Hint = ErrSocksProxy, "the proxy does not answer the SOCKS handshake; "+hintProxy
+		} else if onion {
+			e.Kind, e.Hint, e.retryAfter = ErrOnionServiceUnreachable, "the peer may be offline; retry later", 5*time.Second
+		} else {
+			e.Kind, e.Hint, e.retryAfter = ErrCircuitBuildFailed, "tor may still be bootstrapping or the network is down; retry later", 5*time.Second
+		}
+	case errors.As(err, &re):
+		c := classifyReply(re.Code, onion)
+		e.Kind, e.Hint, e.retryAfter = c.kind, c.hint, c.retryAfter
+	case st == stageGreeting && isClosedByPeer(err):
+		e.Kind, e.Hint = ErrDaemonNotRunning, "the proxy closed the connection without answering: check that tor is running and the SocksPort address"
+	default:
+		e.Kind, e.Hint = ErrSocksProxy, hintProxy
+	}
+	return nil, e
+}
+
+// isClosedByPeer reports whether err means the other side hung up.
+func isClosedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
