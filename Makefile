@@ -1,0 +1,32 @@
+# mmogit — see README.md. `make demo` runs the main job, `make test` the tests.
+GO ?= go
+BIN := bin/mmogit
+
+.PHONY: all build deps demo test test-short vet bench fuzz clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/mmogit
+
+demo: deps build
+	@scripts/demo.sh
+
+# The full suite: unit tests plus the integration tests on a private Tor
+# network (real tor processes on 127.0.0.1 only).
+test: deps
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 12m ./...
+
+test-short:
+	$(GO) test -short ./...
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+clean:
+	rm -rf bin
