@@ -1,0 +1,184 @@
+package memory
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage"
+)
+
+// objectWriter writes git objects through go-git's storage (each loose object
+// lands in a temporary file renamed into place) and remembers them so they
+// can be fsynced before the branch ref moves.
+type objectWriter struct {
+	st      storage.Storer
+	gitDir  string
+	written []plumbing.Hash
+}
+
+type encoder interface {
+	Encode(plumbing.EncodedObject) error
+}
+
+func (w *objectWriter) put(t plumbing.ObjectType, v encoder, raw []byte) (plumbing.Hash, error) {
+	obj := w.st.NewEncodedObject()
+	obj.SetType(t)
+	if v != nil {
+		if err := v.Encode(obj); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	} else {
+		wr, err := obj.Writer()
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if _, err := wr.Write(raw); err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if err := wr.Close(); err != nil {
+			return plumbing.ZeroHash, err
+		}
+	}
+	h, err := w.st.SetEncodedObject(obj)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	w.written = append(w.written, h)
+	return h, nil
+}
+
+// sync makes the written loose objects durable: file contents, then the
+// fan-out directories that hold their names.
+func (w *objectWriter) sync() error {
+	dirs := map[string]bool{}
+	for _, h := range w.written {
+		hs := h.String()
+		p := filepath.Join(w.gitDir, "objects", hs[:2], hs[2:])
+		if err := syncPath(p); err != nil {
+			if os.IsNotExist(err) {
+				continue // already packed by a concurrent git gc: durable there
+			}
+			return err
+		}
+		dirs[filepath.Dir(p)] = true
+	}
+	for d := range dirs {
+		if err := syncPath(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+// sortEntries orders tree entries as git requires: by name, with a subtree
+// compared as if its name ended in "/".
+func sortEntries(es []object.TreeEntry) {
+	key := func(e object.TreeEntry) string {
+		if e.Mode == filemode.Dir {
+			return e.Name + "/"
+		}
+		return e.Name
+	}
+	sort.Slice(es, func(i, j int) bool { return key(es[i]) < key(es[j]) })
+}
+
+// treeEdit adds files to a tree given by hash (zero for an empty tree).
+// Paths are "dir/name" with exactly one directory level, the layout this
+// package writes. Existing paths are left untouched and reported as skipped,
+// which is what makes Add idempotent under the branch lock.
+type treeEdit struct {
+	w     *objectWriter
+	added []string
+}
+
+func (te *treeEdit) apply(root plumbing.Hash, files map[string][]byte) (plumbing.Hash, error) {
+	rootEntries, err := te.entries(root)
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	byDir := map[string]map[string][]byte{}
+	for p, data := range files {
+		dir, name, ok := strings.Cut(p, "/")
+		if !ok || strings.Contains(name, "/") {
+			return plumbing.ZeroHash, fmt.Errorf("memory: bad path %q", p)
+		}
+		if byDir[dir] == nil {
+			byDir[dir] = map[string][]byte{}
+		}
+		byDir[dir][name] = data
+	}
+	for dir, fs := range byDir {
+		idx := -1
+		var sub plumbing.Hash
+		for i, e := range rootEntries {
+			if e.Name == dir {
+				if e.Mode != filemode.Dir {
+					return plumbing.ZeroHash, fmt.Errorf("memory: %q is a file, want a directory", dir)
+				}
+				idx, sub = i, e.Hash
+			}
+		}
+		subEntries, err := te.entries(sub)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		have := make(map[string]bool, len(subEntries))
+		for _, e := range subEntries {
+			have[e.Name] = true
+		}
+		changed := false
+		for name, data := range fs {
+			if have[name] {
+				continue
+			}
+			h, err := te.w.put(plumbing.BlobObject, nil, data)
+			if err != nil {
+				return plumbing.ZeroHash, err
+			}
+			subEntries = append(subEntries, object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: h})
+			te.added = append(te.added, dir+"/"+name)
+			changed = true
+		}
+		if !changed {
+			continue
+		}
+		sortEntries(subEntries)
+		h, err := te.w.put(plumbing.TreeObject, &object.Tree{Entries: subEntries}, nil)
+		if err != nil {
+			return plumbing.ZeroHash, err
+		}
+		if idx >= 0 {
+			rootEntries[idx].Hash = h
+		} else {
+			rootEntries = append(rootEntries, object.TreeEntry{Name: dir, Mode: filemode.Dir, Hash: h})
+		}
+	}
+	sortEntries(rootEntries)
+	return te.w.put(plumbing.TreeObject, &object.Tree{Entries: rootEntries}, nil)
+}
+
+func (te *treeEdit) entries(h plumbing.Hash) ([]object.TreeEntry, error) {
+	if h.IsZero() {
+		return nil, nil
+	}
+	t, err := object.GetTree(te.w.st, h)
+	if err != nil {
+		return nil, fmt.Errorf("memory: read tree %s: %w", h, err)
+	}
+	return append([]object.TreeEntry(nil), t.Entries...), nil
+}

@@ -1,0 +1,494 @@
+package memory
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	git "github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage"
+)
+
+// BranchPrefix is the prefix of every author branch.
+const BranchPrefix = "users/"
+
+// maxErrors bounds AddResult.Errors so a flood of forgeries cannot grow it
+// without limit; Rejected still counts all of them.
+const maxErrors = 100
+
+// Store is a git repository of signed messages. Its methods are safe for
+// concurrent use, and several processes may use the same repository: writes
+// to a branch are serialised by a lock file inside the repository.
+//
+// Layout: branch users/<first 8 hex of author>, file <id[:2]>/<id>.json per
+// message (id from Message.ID), one commit per Post. Objects are written and
+// fsynced before the branch ref is replaced by an atomic rename, so a crash
+// leaves at worst unreferenced objects, never a branch pointing at nothing.
+type Store struct {
+	dir      string
+	gitDir   string
+	lockPath string
+	writeSem chan struct{}
+
+	// mu guards the go-git storage (not documented as goroutine-safe) and
+	// the caches below.
+	mu       sync.Mutex
+	st       storage.Storer
+	blobs    map[plumbing.Hash]parsed // parsed blobs by content hash
+	branches map[string]branchScan    // last scan per branch
+}
+
+type parsed struct {
+	msg Message
+	err error // ErrMalformed or a verification error
+}
+
+type branchScan struct {
+	commit  plumbing.Hash
+	entries []Entry
+}
+
+// Entry is one file found on an author branch.
+type Entry struct {
+	Message Message
+	ID      string // Message.ID() of the stored bytes; "" if not a message
+	Branch  string // e.g. "users/d75a9801"
+	Path    string // path of the file in the branch's tree
+	Valid   bool
+	Err     error // why it is not valid
+}
+
+// AddResult reports what Add did with each message it was given.
+type AddResult struct {
+	Added, Duplicate, Rejected int
+	Errors                     []error // one per rejection (at most 100)
+}
+
+// Open opens the repository at dir, creating it (like git init, with a work
+// tree) if it does not exist.
+func Open(dir string) (*Store, error) {
+	repo, err := git.PlainOpen(dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("memory: create %s: %w", dir, err)
+		}
+		repo, err = git.PlainInit(dir, false)
+		if errors.Is(err, git.ErrRepositoryAlreadyExists) { // lost a race with another process
+			repo, err = git.PlainOpen(dir)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("memory: open repository %s: %w", dir, err)
+	}
+	gitDir := filepath.Join(dir, ".git")
+	if fi, err := os.Stat(gitDir); err != nil || !fi.IsDir() {
+		gitDir = dir // bare repository
+	}
+	return &Store{
+		dir:      dir,
+		gitDir:   gitDir,
+		lockPath: filepath.Join(gitDir, "mmogit.lock"),
+		writeSem: make(chan struct{}, 1),
+		st:       repo.Storer,
+		blobs:    map[plumbing.Hash]parsed{},
+		branches: map[string]branchScan{},
+	}, nil
+}
+
+// Dir returns the repository directory.
+func (s *Store) Dir() string { return s.dir }
+
+// BranchFor returns the branch that holds messages by author (64 hex).
+func BranchFor(author string) string {
+	if len(author) > 8 {
+		author = author[:8]
+	}
+	return BranchPrefix + author
+}
+
+func filePath(id string) string { return id[:2] + "/" + id + ".json" }
+
+func encode(m Message) ([]byte, error) {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// Post signs content with priv, stores it and returns it.
+func (s *Store) Post(ctx context.Context, priv ed25519.PrivateKey, content string) (Message, error) {
+	if len(content) > MaxContentBytes {
+		return Message{}, fmt.Errorf("memory: post: %w: %d bytes, limit %d", ErrTooLarge, len(content), MaxContentBytes)
+	}
+	m := Sign(priv, content, time.Now())
+	data, err := encode(m)
+	if err != nil {
+		return Message{}, fmt.Errorf("memory: post: %w", err)
+	}
+	id := m.ID()
+	if _, err := s.commit(ctx, BranchFor(m.Author), map[string][]byte{filePath(id): data}, "memory "+id); err != nil {
+		return Message{}, fmt.Errorf("memory: post: %w", err)
+	}
+	return m, nil
+}
+
+// Add imports messages received from peers. Every message is verified before
+// anything is written; valid new ones are committed to their author's branch
+// (one commit per branch per call), ones already stored are counted as
+// duplicates, and invalid ones are rejected and never stored. A non-nil error
+// means storage failed; rejections are reported in the result.
+func (s *Store) Add(ctx context.Context, msgs []Message) (AddResult, error) {
+	var res AddResult
+	have, err := s.idSet(ctx)
+	if err != nil {
+		return res, err
+	}
+	byBranch := map[string]map[string][]byte{}
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		if err := m.Verify(); err != nil {
+			res.Rejected++
+			if len(res.Errors) < maxErrors {
+				res.Errors = append(res.Errors, fmt.Errorf("memory: reject message by %.8s at %q: %w", m.Author, m.Timestamp, err))
+			}
+			continue
+		}
+		id := m.ID()
+		if have[id] || seen[id] {
+			res.Duplicate++
+			continue
+		}
+		seen[id] = true
+		data, err := encode(m)
+		if err != nil {
+			return res, fmt.Errorf("memory: add: %w", err)
+		}
+		b := BranchFor(m.Author)
+		if byBranch[b] == nil {
+			byBranch[b] = map[string][]byte{}
+		}
+		byBranch[b][filePath(id)] = data
+	}
+	branches := make([]string, 0, len(byBranch))
+	for b := range byBranch {
+		branches = append(branches, b)
+	}
+	sort.Strings(branches)
+	for _, b := range branches {
+		files := byBranch[b]
+		added, err := s.commit(ctx, b, files, fmt.Sprintf("import %d memories", len(files)))
+		if err != nil {
+			return res, fmt.Errorf("memory: add: %w", err)
+		}
+		res.Added += added
+		res.Duplicate += len(files) - added // stored meanwhile by another writer
+	}
+	return res, nil
+}
+
+// commit adds files to branch in one commit under the repository lock and
+// returns how many were new. Nothing is committed if none was new.
+func (s *Store) commit(ctx context.Context, branch string, files map[string][]byte, msg string) (int, error) {
+	unlock, err := s.lockRepo(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	ref := plumbing.NewBranchReferenceName(branch)
+	var parent, root plumbing.Hash
+	switch r, err := s.st.Reference(ref); {
+	case errors.Is(err, plumbing.ErrReferenceNotFound):
+	case err != nil:
+		return 0, fmt.Errorf("read %s: %w", ref, err)
+	default:
+		c, err := object.GetCommit(s.st, r.Hash())
+		if err != nil {
+			return 0, fmt.Errorf("read commit %s: %w", r.Hash(), err)
+		}
+		parent, root = c.Hash, c.TreeHash
+	}
+	w := &objectWriter{st: s.st, gitDir: s.gitDir}
+	te := &treeEdit{w: w}
+	tree, err := te.apply(root, files)
+	if err != nil {
+		return 0, err
+	}
+	if len(te.added) == 0 {
+		return 0, nil
+	}
+	short := strings.TrimPrefix(branch, BranchPrefix)
+	sig := object.Signature{Name: short, Email: short + "@mmogit", When: time.Now()}
+	c := &object.Commit{Author: sig, Committer: sig, Message: msg + "\n", TreeHash: tree}
+	if !parent.IsZero() {
+		c.ParentHashes = []plumbing.Hash{parent}
+	}
+	ch, err := w.put(plumbing.CommitObject, c, nil)
+	if err != nil {
+		return 0, fmt.Errorf("write commit: %w", err)
+	}
+	if err := w.sync(); err != nil {
+		return 0, fmt.Errorf("sync objects: %w", err)
+	}
+	if err := s.writeRef(ref, ch); err != nil {
+		return 0, err
+	}
+	return len(te.added), nil
+}
+
+// writeRef points ref at h by writing a temporary file and renaming it over
+// the loose ref: readers (go-git, the git CLI, other processes) see the old
+// or the new commit, never a torn file.
+func (s *Store) writeRef(ref plumbing.ReferenceName, h plumbing.Hash) error {
+	p := filepath.Join(s.gitDir, filepath.FromSlash(ref.String()))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("update %s: %w", ref, err)
+	}
+	tmp, err := os.CreateTemp(s.gitDir, "mmogit-ref-*.tmp")
+	if err != nil {
+		return fmt.Errorf("update %s: %w", ref, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	_, err = tmp.WriteString(h.String() + "\n")
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), p)
+	}
+	if err == nil {
+		err = syncPath(filepath.Dir(p))
+	}
+	if err != nil {
+		return fmt.Errorf("update %s: %w", ref, err)
+	}
+	return nil
+}
+
+// All returns every file on every users/* branch, oldest first (by message
+// timestamp; files without a readable timestamp come last, by path). A file
+// edited after signing, or one that is not a message at all, is returned
+// with Valid false and the reason in Err.
+func (s *Store) All(ctx context.Context) ([]Entry, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var all []Entry
+	refs, err := s.branchRefsLocked()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range refs {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("memory: list: %w", err)
+		}
+		es, err := s.scanBranchLocked(r)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, es...)
+	}
+	sortByTime(all)
+	return all, nil
+}
+
+// sortByTime orders entries oldest first; entries without a readable
+// timestamp go last. Ties break on branch and path so the order is stable.
+func sortByTime(es []Entry) {
+	type keyed struct {
+		e  Entry
+		t  time.Time
+		ok bool
+	}
+	ks := make([]keyed, len(es))
+	for i, e := range es {
+		t, err := e.Message.Time()
+		ks[i] = keyed{e, t, err == nil && e.ID != ""}
+	}
+	sort.SliceStable(ks, func(a, b int) bool {
+		ka, kb := ks[a], ks[b]
+		if ka.ok != kb.ok {
+			return ka.ok
+		}
+		if ka.ok && !ka.t.Equal(kb.t) {
+			return ka.t.Before(kb.t)
+		}
+		if ka.e.Branch != kb.e.Branch {
+			return ka.e.Branch < kb.e.Branch
+		}
+		return ka.e.Path < kb.e.Path
+	})
+	for i := range ks {
+		es[i] = ks[i].e
+	}
+}
+
+func (s *Store) branchRefsLocked() ([]*plumbing.Reference, error) {
+	it, err := s.st.IterReferences()
+	if err != nil {
+		return nil, fmt.Errorf("memory: list branches: %w", err)
+	}
+	defer it.Close()
+	var refs []*plumbing.Reference
+	err = it.ForEach(func(r *plumbing.Reference) error {
+		if r.Name().IsBranch() && strings.HasPrefix(r.Name().Short(), BranchPrefix) && r.Type() == plumbing.HashReference {
+			refs = append(refs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("memory: list branches: %w", err)
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].Name() < refs[j].Name() })
+	return refs, nil
+}
+
+// scanBranchLocked returns the entries of one branch, reusing the previous
+// scan if the branch has not moved and parsed blobs from any earlier scan.
+func (s *Store) scanBranchLocked(r *plumbing.Reference) ([]Entry, error) {
+	branch := r.Name().Short()
+	if c, ok := s.branches[branch]; ok && c.commit == r.Hash() {
+		return c.entries, nil
+	}
+	c, err := object.GetCommit(s.st, r.Hash())
+	if err != nil {
+		return nil, fmt.Errorf("memory: read %s: %w", branch, err)
+	}
+	tree, err := c.Tree()
+	if err != nil {
+		return nil, fmt.Errorf("memory: read %s tree: %w", branch, err)
+	}
+	var entries []Entry
+	walker := object.NewTreeWalker(tree, true, nil)
+	defer walker.Close()
+	for {
+		name, te, err := walker.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, fmt.Errorf("memory: walk %s: %w", branch, err)
+		}
+		if !te.Mode.IsFile() {
+			continue
+		}
+		p, err := s.parseBlobLocked(te.Hash)
+		if err != nil {
+			return nil, fmt.Errorf("memory: read %s:%s: %w", branch, name, err)
+		}
+		e := Entry{Message: p.msg, Branch: branch, Path: name, Valid: p.err == nil, Err: p.err}
+		if !errors.Is(p.err, ErrMalformed) {
+			e.ID = p.msg.ID()
+		}
+		entries = append(entries, e)
+	}
+	s.branches[branch] = branchScan{commit: r.Hash(), entries: entries}
+	return entries, nil
+}
+
+func (s *Store) parseBlobLocked(h plumbing.Hash) (parsed, error) {
+	if p, ok := s.blobs[h]; ok {
+		return p, nil
+	}
+	b, err := object.GetBlob(s.st, h)
+	if err != nil {
+		return parsed{}, err
+	}
+	rd, err := b.Reader()
+	if err != nil {
+		return parsed{}, err
+	}
+	defer rd.Close()
+	var m Message
+	dec := json.NewDecoder(rd)
+	dec.DisallowUnknownFields()
+	var p parsed
+	if err := dec.Decode(&m); err != nil {
+		p.err = fmt.Errorf("%w: %v", ErrMalformed, err)
+	} else {
+		p.msg, p.err = m, m.Verify()
+	}
+	s.blobs[h] = p
+	return p, nil
+}
+
+// Inventory returns the IDs of the valid messages in the store, sorted, by
+// author (64 hex).
+func (s *Store) Inventory(ctx context.Context) (map[string][]string, error) {
+	es, err := s.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inv := map[string][]string{}
+	seen := map[string]bool{}
+	for _, e := range es {
+		if e.Valid && !seen[e.ID] {
+			seen[e.ID] = true
+			inv[e.Message.Author] = append(inv[e.Message.Author], e.ID)
+		}
+	}
+	for _, ids := range inv {
+		sort.Strings(ids)
+	}
+	return inv, nil
+}
+
+func (s *Store) idSet(ctx context.Context) (map[string]bool, error) {
+	inv, err := s.Inventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	for _, ids := range inv {
+		for _, id := range ids {
+			set[id] = true
+		}
+	}
+	return set, nil
+}
+
+// Get returns the valid stored messages with the given IDs, in the order
+// asked; unknown IDs are skipped.
+func (s *Store) Get(ctx context.Context, ids []string) ([]Message, error) {
+	es, err := s.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]Message, len(es))
+	for _, e := range es {
+		if e.Valid {
+			byID[e.ID] = e.Message
+		}
+	}
+	out := make([]Message, 0, len(ids))
+	for _, id := range ids {
+		if m, ok := byID[id]; ok {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// ShortID returns the first 8 hex characters of an author key or ID.
+func ShortID(s string) string {
+	if len(s) > 8 {
+		return s[:8]
+	}
+	return s
+}
