@@ -1,0 +1,359 @@
+package socks_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mmogit/mmogit/internal/socks"
+	"github.com/mmogit/mmogit/internal/socks/sockstest"
+)
+
+const vectorOnion = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion"
+
+// echoListener is a real TCP destination that echoes one connection.
+func echoListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln
+}
+
+func TestDialRouteAndIsolation(t *testing.T) {
+	srv := sockstest.NewServer(t)
+	srv.Route(vectorOnion, echoListener(t).Addr().String())
+	base := &socks.Dialer{ProxyAddr: srv.Addr(), Timeout: 5 * time.Second}
+
+	for _, peer := range []string{"peer-a", "peer-b", "peer-a"} {
+		c, err := base.ForPeer(peer).DialContext(t.Context(), "tcp", vectorOnion+":4242")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+			t.Fatalf("echo through proxy: %q, %v", buf, err)
+		}
+		c.Close()
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 3 {
+		t.Fatalf("got %d requests, want 3", len(reqs))
+	}
+	for _, r := range reqs {
+		if r.Host != vectorOnion || r.Port != 4242 || r.AddrType != 0x03 || r.Username == "" || r.Username != r.Password {
+			t.Errorf("request %+v: want domain %s:4242 with a credential", r, vectorOnion)
+		}
+	}
+	if reqs[0].Username == reqs[1].Username {
+		t.Error("peers a and b used the same credential: tor would share their circuits")
+	}
+	if reqs[0].Username != reqs[2].Username {
+		t.Error("peer a used two credentials")
+	}
+}
+
+// TestNeverResolves: a DNS name reaches the proxy as a domain name (ATYP
+// 0x03). The package has no resolver call at all; this guards against one
+// creeping in through net.Dial of the destination.
+func TestNeverResolves(t *testing.T) {
+	srv := sockstest.NewServer(t)
+	srv.Reply("leak-check.invalid", socks.ReplySucceeded)
+	d := &socks.Dialer{ProxyAddr: srv.Addr()}
+	c, err := d.DialContext(t.Context(), "tcp", "leak-check.invalid:80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	want := sockstest.Request{Host: "leak-check.invalid", Port: 80, AddrType: 0x03}
+	if got := srv.Requests(); len(got) != 1 || got[0] != want {
+		t.Fatalf("requests = %+v, want [%+v]", got, want)
+	}
+}
+
+func TestIPLiteralsSentAsAddresses(t *testing.T) {
+	srv := sockstest.NewServer(t)
+	srv.Reply("127.0.0.1", socks.ReplySucceeded)
+	srv.Reply("::1", socks.ReplySucceeded)
+	d := &socks.Dialer{ProxyAddr: srv.Addr()}
+	for _, addr := range []string{"127.0.0.1:1", "[::1]:2"} {
+		c, err := d.DialContext(t.Context(), "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	got := srv.Requests()
+	if len(got) != 2 || got[0].AddrType != 0x01 || got[1].AddrType != 0x04 || got[1].Host != "::1" {
+		t.Fatalf("requests = %+v", got)
+	}
+}
+
+func TestReplyCodes(t *testing.T) {
+	srv := sockstest.NewServer(t)
+	tests := []struct {
+		host  string
+		code  byte
+		kind  error
+		retry bool
+	}{
+		{"f0.onion", 0xF0, socks.ErrOnionServiceUnreachable, true},
+		{"f1.onion", 0xF1, socks.ErrOnionServiceUnreachable, true},
+		{"f2.onion", 0xF2, socks.ErrOnionServiceUnreachable, true},
+		{"f3.onion", 0xF3, socks.ErrOnionServiceUnreachable, true},
+		{"f4.onion", 0xF4, socks.ErrOnionAuth, false},
+		{"f5.onion", 0xF5, socks.ErrOnionAuth, false},
+		{"f6.onion", 0xF6, socks.ErrBadAddress, false},
+		{"f7.onion", 0xF7, socks.ErrOnionServiceUnreachable, true},
+		{"plain-port.onion", 0x04, socks.ErrOnionServiceUnreachable, true},
+		{"gone.onion", 0x06, socks.ErrOnionServiceUnreachable, true},
+		{"example.com", 0x01, socks.ErrCircuitBuildFailed, true},
+		{"example.net", 0x04, socks.ErrCircuitBuildFailed, true},
+		{"example.org", 0x06, socks.ErrCircuitBuildFailed, true},
+		{"policy.example", 0x02, socks.ErrCircuitBuildFailed, false},
+		{"cmd.example", 0x07, socks.ErrSocksProxy, false},
+		{"weird.example", 0x42, socks.ErrSocksProxy, false},
+	}
+	for _, tt := range tests {
+		srv.Reply(tt.host, tt.code)
+	}
+	d := &socks.Dialer{ProxyAddr: srv.Addr(), Isolation: "t"}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			c, err := d.DialContext(t.Context(), "tcp", tt.host+":80")
+			if err == nil {
+				c.Close()
+				t.Fatal("dial succeeded")
+			}
+			var re *socks.ReplyError
+			if !errors.Is(err, tt.kind) || !errors.As(err, &re) || re.Code != tt.code || socks.Retryable(err) != tt.retry {
+				t.Errorf("err = %v (retryable %v); want kind %v, code 0x%02x, retryable %v",
+					err, socks.Retryable(err), tt.kind, tt.code, tt.retry)
+			}
+			if !strings.Contains(err.Error(), tt.host) || !strings.Contains(err.Error(), srv.Addr()) {
+				t.Errorf("message lacks destination or proxy: %v", err)
+			}
+		})
+	}
+}
+
+func TestRejectedBeforeDialing(t *testing.T) {
+	srv := sockstest.NewServer(t)
+	d := &socks.Dialer{ProxyAddr: srv.Addr()}
+	for _, tc := range []struct{ network, addr string }{
+		{"tcp", strings.Repeat("a", 250) + ".onion:80"},
+		{"tcp", "no-port.onion"},
+		{"tcp", vectorOnion + ":0"},
+		{"tcp", vectorOnion + ":65536"},
+		{"tcp", ":80"},
+		{"udp", vectorOnion + ":80"},
+		{"tcp", "[fe80::1%lo]:80"},
+	} {
+		_, err := d.DialContext(t.Context(), tc.network, tc.addr)
+		if !errors.Is(err, socks.ErrBadAddress) || socks.Retryable(err) {
+			t.Errorf("DialContext(%s, %.30q) = %v, want ErrBadAddress", tc.network, tc.addr, err)
+		}
+	}
+	bad := &socks.Dialer{ProxyAddr: srv.Addr(), Isolation: "<torS0X>1"}
+	if _, err := bad.DialContext(t.Context(), "tcp", vectorOnion+":80"); err == nil {
+		t.Error(`isolation "<torS0X>1" accepted`)
+	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Errorf("%d requests reached the proxy", n)
+	}
+}
+
+func TestDaemonNotRunning(t *testing.T) {
+	// A port that was just free: nothing listens.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	d := &socks.Dialer{ProxyAddr: addr}
+	_, err = d.DialContext(t.Context(), "tcp", vectorOnion+":80")
+	if !errors.Is(err, socks.ErrDaemonNotRunning) || socks.Retryable(err) || !strings.Contains(err.Error(), "mmogit tor start") {
+		t.Errorf("refused: %v", err)
+	}
+
+	// A unix socket path that does not exist.
+	d = &socks.Dialer{ProxyAddr: "unix:" + filepath.Join(t.TempDir(), "socks")}
+	if _, err = d.DialContext(t.Context(), "tcp", vectorOnion+":80"); !errors.Is(err, socks.ErrDaemonNotRunning) {
+		t.Errorf("missing unix socket: %v", err)
+	}
+
+	// Something accepts and hangs up at once: EOF before any reply.
+	d = &socks.Dialer{ProxyAddr: rawProxy(t, nil)}
+	if _, err = d.DialContext(t.Context(), "tcp", vectorOnion+":80"); !errors.Is(err, socks.ErrDaemonNotRunning) {
+		t.Errorf("EOF before reply: %v", err)
+	}
+}
+
+// rawProxy accepts connections, reads the greeting and writes answer, then
+// closes: a misbehaving proxy.
+func rawProxy(t *testing.T, answer []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if answer != nil {
+				c.Read(make([]byte, 3))
+				c.Write(answer)
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestProtocolErrors(t *testing.T) {
+	for name, answer := range map[string][]byte{
+		"socks4 answer":         {0x00, 0x5a, 0, 0, 0, 0, 0, 0},
+		"http answer":           []byte("HTTP/1.1 400 Bad Request\r\n\r\n"),
+		"auth method refused":   {0x05, 0xFF},
+		"method not offered":    {0x05, 0x00},
+		"closed after greeting": {0x05, 0x02},
+	} {
+		d := &socks.Dialer{ProxyAddr: rawProxy(t, answer), Isolation: "peer"}
+		_, err := d.DialContext(t.Context(), "tcp", vectorOnion+":80")
+		if !errors.Is(err, socks.ErrSocksProxy) || socks.Retryable(err) {
+			t.Errorf("%s: %v, want ErrSocksProxy", name, err)
+		}
+	}
+}
+
+// settledGoroutines waits briefly for goroutines of finished work to exit.
+func settledGoroutines(want int) int {
+	n := runtime.NumGoroutine()
+	for i := 0; i < 100 && n > want; i++ {
+		time.Sleep(10 * time.Millisecond)
+		n = runtime.NumGoroutine()
+	}
+	return n
+}
+
+func TestCancelMidHandshake(t *testing.T) {
+	srv := sockstest.NewServer(t)
+	srv.Stall(vectorOnion)
+	d := &socks.Dialer{ProxyAddr: srv.Addr(), Timeout: -1}
+	before := runtime.NumGoroutine()
+
+	for i := range 5 {
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			_, err := d.DialContext(ctx, "tcp", vectorOnion+":80")
+			done <- err
+		}()
+		waitRequests(t, srv, i+1)
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) || socks.Retryable(err) {
+				t.Fatalf("err = %v, want context.Canceled", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("DialContext ignored cancellation")
+		}
+	}
+	// The fake server's per-connection goroutines end when the dialer
+	// closes its side; anything left over is a leak.
+	if n := settledGoroutines(before); n > before {
+		t.Errorf("goroutines: %d before, %d after: leak", before, n)
+	}
+}
+
+func waitRequests(t *testing.T, srv *sockstest.Server, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); len(srv.Requests()) < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("proxy saw %d requests, want %d", len(srv.Requests()), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestOwnTimeout(t *testing.T) {
+	srv := sockstest.NewServer(t)
+	srv.Stall(vectorOnion)
+	srv.Stall("example.com")
+	d := &socks.Dialer{ProxyAddr: srv.Addr(), Timeout: 50 * time.Millisecond}
+	_, err := d.DialContext(t.Context(), "tcp", vectorOnion+":80")
+	if !errors.Is(err, socks.ErrOnionServiceUnreachable) || !errors.Is(err, context.DeadlineExceeded) || !socks.Retryable(err) {
+		t.Errorf("onion timeout: %v", err)
+	}
+	_, err = d.DialContext(t.Context(), "tcp", "example.com:80")
+	if !errors.Is(err, socks.ErrCircuitBuildFailed) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("exit timeout: %v", err)
+	}
+
+	// The caller's deadline is the caller's: not classified as tor's fault.
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err = (&socks.Dialer{ProxyAddr: srv.Addr()}).DialContext(ctx, "tcp", vectorOnion+":80")
+	var se *socks.Error
+	if !errors.Is(err, context.DeadlineExceeded) || errors.As(err, &se) {
+		t.Errorf("caller deadline: %v", err)
+	}
+}
+
+func TestUnixSocketProxy(t *testing.T) {
+	// Relay a unix socket to the fake server, as tor's "SocksPort unix:".
+	srv := sockstest.NewServer(t)
+	srv.Reply(vectorOnion, socks.ReplySucceeded)
+	path := filepath.Join(t.TempDir(), "s")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close(); os.Remove(path) })
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		u, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			return
+		}
+		defer u.Close()
+		go io.Copy(u, c)
+		io.Copy(c, u)
+	}()
+	c, err := (&socks.Dialer{ProxyAddr: "unix:" + path}).DialContext(t.Context(), "tcp", vectorOnion+":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
