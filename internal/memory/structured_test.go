@@ -1,0 +1,185 @@
+package memory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNewMemoryMainField(t *testing.T) {
+	tests := []struct {
+		typ   string
+		want  Type
+		field func(p Payload) string
+	}{
+		{"observation", Observation, func(p Payload) string { return p.Insight }},
+		{"Learning", Learning, func(p Payload) string { return p.Lesson }},
+		{"relationship", Relationship, func(p Payload) string { return p.Description }},
+		{"TASK", Task, func(p Payload) string { return p.Description }},
+		{"experience", Experience, func(p Payload) string { return p.Description }},
+		{"reflection", Reflection, func(p Payload) string { return p.Insight }},
+		{"question", Question, func(p Payload) string { return p.Question }},
+	}
+	for _, tc := range tests {
+		m, err := NewMemory(tc.typ, "the text", []string{"rust"}, 0.5)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.typ, err)
+		}
+		if m.Memory.Type != tc.want || tc.field(m.Memory) != "the text" || m.Memory.Text() != "the text" {
+			t.Fatalf("%s: %+v", tc.typ, m.Memory)
+		}
+		js, err := m.JSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := ParseMemory(js)
+		if err != nil || back.ID != m.ID || back.Memory.Text() != "the text" {
+			t.Fatalf("%s: round trip %+v, %v", tc.typ, back, err)
+		}
+	}
+}
+
+func TestMemoryJSONShape(t *testing.T) {
+	m, _ := NewMemory("observation", "gits are trees", []string{"git"}, 0.9)
+	js, _ := m.JSON()
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(js), &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"id", "memory", "tags", "references", "metadata", "created_at", "expires_at"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("missing %q in %s", k, js)
+		}
+	}
+	want := map[string]any{"type": "Observation", "subject": "git", "insight": "gits are trees", "confidence": 0.9}
+	got := raw["memory"].(map[string]any)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("memory = %v, want %v", got, want)
+	}
+	// A reference-style Learning parses.
+	ref := `{"id":"x","memory":{"type":"Learning","topic":"t","lesson":"l","context":"c","applicable_to":["a"]},"tags":[],"references":[],"metadata":{},"created_at":"2025-01-01T00:00:00Z","expires_at":null}`
+	p, err := ParseMemory(ref)
+	if err != nil || p.Memory.Lesson != "l" || p.Memory.ApplicableTo[0] != "a" {
+		t.Fatalf("ParseMemory(ref) = %+v, %v", p, err)
+	}
+}
+
+func TestMemoryErrors(t *testing.T) {
+	_, err := NewMemory("dream", "x", nil, 0.5)
+	if !errors.Is(err, ErrUnknownType) || !strings.Contains(err.Error(), "observation, learning, relationship, task, experience, reflection, question") {
+		t.Fatalf("unknown type: %v", err)
+	}
+	if _, err := NewMemory("custom", "x", nil, 0.5); !errors.Is(err, ErrUnknownType) {
+		t.Fatalf("custom: %v", err)
+	}
+	if _, err := NewMemory("task", "x", nil, 1.5); err == nil {
+		t.Fatal("confidence 1.5 accepted")
+	}
+	for _, c := range []string{"plain text", `{"id":"x"}`, `[1]`} {
+		if _, err := ParseMemory(c); !errors.Is(err, ErrNotStructured) {
+			t.Errorf("ParseMemory(%q) = %v", c, err)
+		}
+	}
+	if _, err := ParseMemory(`{"memory":{"type":"Dream"}}`); !errors.Is(err, ErrUnknownType) {
+		t.Errorf("unknown type parsed: %v", err)
+	}
+}
+
+func TestRecall(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	k := testKey(t)
+	post := func(typ, text string, tags []string, conf float64, age time.Duration, expired bool) {
+		t.Helper()
+		m, err := NewMemory(typ, text, tags, conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.CreatedAt = time.Now().Add(-age).UTC()
+		if expired {
+			e := time.Now().Add(-time.Minute)
+			m.ExpiresAt = &e
+		}
+		js, _ := m.JSON()
+		if _, err := s.Post(ctx, k, js); err != nil {
+			t.Fatal(err)
+		}
+	}
+	post("observation", "obs old", []string{"go"}, 0.9, 48*time.Hour, false)
+	post("learning", "learn", []string{"Rust", "go"}, 0.4, time.Hour, false)
+	post("task", "task", nil, 0.7, time.Minute, false)
+	post("question", "expired q", []string{"go"}, 1, time.Minute, true)
+	if _, err := s.Post(ctx, k, "plain text, not a memory"); err != nil {
+		t.Fatal(err)
+	}
+	// A forged structured memory injected with the git CLI is ignored.
+	tests := []struct {
+		name string
+		f    Filter
+		want []string
+	}{
+		{"all", Filter{}, []string{"obs old", "learn", "task"}},
+		{"type", Filter{Type: "LEARNING"}, []string{"learn"}},
+		{"tag any case", Filter{Tag: "rust"}, []string{"learn"}},
+		{"tag shared", Filter{Tag: "go"}, []string{"obs old", "learn"}},
+		{"since", Filter{Since: time.Now().Add(-2 * time.Hour)}, []string{"learn", "task"}},
+		{"min confidence", Filter{MinConfidence: 0.7}, []string{"obs old", "task"}},
+		{"expired kept", Filter{Type: "question", IncludeExpired: true}, []string{"expired q"}},
+		{"author prefix", Filter{Author: "D75A98", Type: "task"}, []string{"task"}},
+		{"other author", Filter{Author: "00"}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Recall(ctx, tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var texts []string
+			for _, r := range got {
+				texts = append(texts, r.Memory.Memory.Text())
+				if r.MessageID != r.Message.ID() {
+					t.Errorf("MessageID mismatch")
+				}
+			}
+			if fmt.Sprint(texts) != fmt.Sprint(tc.want) {
+				t.Fatalf("Recall(%+v) = %q, want %q", tc.f, texts, tc.want)
+			}
+		})
+	}
+	if _, err := s.Recall(ctx, Filter{Type: "dream"}); !errors.Is(err, ErrUnknownType) {
+		t.Fatalf("Recall unknown type: %v", err)
+	}
+}
+
+func BenchmarkPost(b *testing.B) {
+	ctx := context.Background()
+	s := openStore(b)
+	k := testKey(b)
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Post(ctx, k, fmt.Sprintf("benchmark memory %d", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAdd1000 imports 1,000 messages from 10 authors in one call.
+func BenchmarkAdd1000(b *testing.B) {
+	ctx := context.Background()
+	var msgs []Message
+	for i := range 1000 {
+		msgs = append(msgs, Sign(otherKey(b, byte(i%10)), fmt.Sprintf("peer memory %d", i), time.Unix(int64(i), 0)))
+	}
+	for b.Loop() {
+		b.StopTimer()
+		s := openStore(b)
+		b.StartTimer()
+		res, err := s.Add(ctx, msgs)
+		if err != nil || res.Added != 1000 {
+			b.Fatalf("Add = %+v, %v", res, err)
+		}
+	}
+}
