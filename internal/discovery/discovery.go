@@ -1,0 +1,519 @@
+package discovery
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
+	"github.com/mmogit/mmogit/internal/identity"
+)
+
+// ProtocolPrefix keeps mmogit's DHT apart from IPFS's public one: nodes
+// speaking /ipfs/kad/1.0.0 never talk to us and we never talk to them.
+const ProtocolPrefix = "/mmogit"
+
+// Defaults chosen for onion circuits, where a new connection takes seconds
+// (DESIGN.md: GetValue ~4.7 s, FindProviders ~5.5 s with 1.5–4 s circuits).
+const (
+	DefaultTTL                  = time.Hour
+	DefaultQueryTimeout         = 60 * time.Second
+	DefaultConcurrency          = 5
+	DefaultRefreshQueryTimeout  = 60 * time.Second
+	DefaultLatencyTolerance     = 30 * time.Second
+	defaultBootstrapWait        = 5 * time.Second
+	defaultMinRepublishInterval = time.Second
+)
+
+// ErrNoAdvertisement means no valid advertisement was found for a key.
+var ErrNoAdvertisement = errors.New("discovery: no advertisement found")
+
+// ErrIdentityMismatch means the host's peer ID is not the identity's key,
+// so provider records would point at a peer whose advertisement is missing.
+var ErrIdentityMismatch = errors.New("discovery: host peer id is not the identity key")
+
+// Options configures a Discovery. The zero value is usable.
+type Options struct {
+	// Bootstrap peers are the only peers the DHT seeds its routing table
+	// from; there are no public defaults.
+	Bootstrap []peer.AddrInfo
+	// TTL is how long an advertisement is valid (default DefaultTTL, at
+	// most MaxLifetime).
+	TTL time.Duration
+	// RepublishEvery is how often Run re-signs and republishes; default
+	// TTL/2 and must be shorter than TTL so the record never lapses.
+	RepublishEvery time.Duration
+	// QueryTimeout bounds each Advertise, Discover and Lookup when the
+	// caller's context has no earlier deadline (default DefaultQueryTimeout).
+	QueryTimeout time.Duration
+	// Concurrency is kad-dht's alpha (parallel peers per query step, each an
+	// onion circuit) and the number of advertisements Discover fetches at
+	// once (default DefaultConcurrency; kad-dht's own default is 10).
+	Concurrency int
+	// RoutingTableRefreshQueryTimeout bounds routing-table refresh queries
+	// (kad-dht default 10 s, too short for onion circuits).
+	RoutingTableRefreshQueryTimeout time.Duration
+	// RoutingTableLatencyTolerance is the round-trip time above which a peer
+	// is not added to the routing table (kad-dht default 10 s).
+	RoutingTableLatencyTolerance time.Duration
+	// DHTOptions are appended after the options above, for other kad-dht
+	// knobs. They must not replace the validator or protocol prefix.
+	DHTOptions []dht.Option
+	// Clock returns the current time for signing and verifying; nil means
+	// time.Now. Republish timing always uses real time.
+	Clock func() time.Time
+	// Logger receives debug and warning messages; nil means silent.
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() error {
+	if o.TTL == 0 {
+		o.TTL = DefaultTTL
+	}
+	if o.TTL < minLifetime || o.TTL > MaxLifetime {
+		return fmt.Errorf("discovery: ttl %s outside %s..%s", o.TTL, minLifetime, MaxLifetime)
+	}
+	if o.RepublishEvery == 0 {
+		o.RepublishEvery = o.TTL / 2
+	}
+	if o.RepublishEvery <= 0 || o.RepublishEvery >= o.TTL {
+		return fmt.Errorf("discovery: republish interval %s must be positive and shorter than ttl %s", o.RepublishEvery, o.TTL)
+	}
+	if o.QueryTimeout <= 0 {
+		o.QueryTimeout = DefaultQueryTimeout
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.RoutingTableRefreshQueryTimeout <= 0 {
+		o.RoutingTableRefreshQueryTimeout = DefaultRefreshQueryTimeout
+	}
+	if o.RoutingTableLatencyTolerance <= 0 {
+		o.RoutingTableLatencyTolerance = DefaultLatencyTolerance
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Discovery publishes this agent's advertisement and finds other agents'.
+type Discovery struct {
+	h    host.Host
+	id   *identity.Identity
+	opts Options
+	dht  *dht.IpfsDHT
+	pm   *dhtpb.ProtocolMessenger
+	log  *slog.Logger
+	// wake tells Run that the advertised set changed.
+	wake chan struct{}
+	// closed ends with Close, and with it every operation in flight.
+	closed    context.Context
+	markClose context.CancelFunc
+
+	closeOnce sync.Once
+
+	// mu guards the fields below.
+	mu          sync.Mutex
+	advertising bool
+	services    []string
+	addrs       []string
+	lastSeq     uint64
+	seqChecked  bool // lastSeq has been raised above what the network holds
+	current     Advertisement
+}
+
+// New starts a server-mode DHT on h for the agent id. h must use id's key
+// (h.ID() == id.PeerID()). The caller still owns h and closes it after
+// Close.
+func New(h host.Host, id *identity.Identity, opts Options) (*Discovery, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	if h.ID() != id.PeerID() {
+		return nil, fmt.Errorf("%w: host %s, identity %s", ErrIdentityMismatch, h.ID(), id.PeerID())
+	}
+	dopts := []dht.Option{
+		dht.Mode(dht.ModeServer),
+		dht.ProtocolPrefix(ProtocolPrefix),
+		// Validator replaces kad-dht's defaults: no "ipns" (unused) and no
+		// "pk" (Ed25519 peer IDs inline their key, so it is never fetched).
+		dht.Validator(record.NamespacedValidator{}),
+		dht.NamespacedValidator(Namespace, Validator{Clock: opts.Clock}),
+		dht.BootstrapPeers(opts.Bootstrap...),
+		dht.Concurrency(opts.Concurrency),
+		dht.RoutingTableRefreshQueryTimeout(opts.RoutingTableRefreshQueryTimeout),
+		dht.RoutingTableLatencyTolerance(opts.RoutingTableLatencyTolerance),
+		// No advertisement lives longer than MaxLifetime, so nodes need not
+		// keep records longer either.
+		dht.MaxRecordAge(MaxLifetime),
+	}
+	dopts = append(dopts, opts.DHTOptions...)
+	kad, err := dht.New(h, dopts...)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: start dht: %w", err)
+	}
+	pm, err := dhtpb.NewProtocolMessenger(kad.MessageSender())
+	if err != nil {
+		kad.Close()
+		return nil, fmt.Errorf("discovery: protocol messenger: %w", err)
+	}
+	closed, markClose := context.WithCancel(context.Background())
+	return &Discovery{
+		h: h, id: id, opts: opts, dht: kad, pm: pm, log: opts.Logger,
+		wake: make(chan struct{}, 1), closed: closed, markClose: markClose,
+	}, nil
+}
+
+// DHT exposes the underlying kad-dht, for the agent's status page and tests.
+func (d *Discovery) DHT() *dht.IpfsDHT { return d.dht }
+
+// Close stops Run and the DHT. It does not close the host.
+func (d *Discovery) Close() error {
+	var err error
+	d.closeOnce.Do(func() {
+		d.markClose()
+		if cerr := d.dht.Close(); cerr != nil {
+			err = fmt.Errorf("discovery: close dht: %w", cerr)
+		}
+	})
+	return err
+}
+
+// withTimeout bounds ctx by QueryTimeout and by Close.
+func (d *Discovery) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.QueryTimeout)
+	stop := context.AfterFunc(d.closed, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// Bootstrap connects to peers (in addition to Options.Bootstrap) and
+// refreshes the routing table. It fails only if peers were given and none
+// could be reached, or ctx ends first.
+func (d *Discovery) Bootstrap(ctx context.Context, peers []peer.AddrInfo) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, p := range peers {
+		if p.ID == d.h.ID() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.h.Connect(ctx, p); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("%s: %w", p.ID, err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(peers) > 0 && len(errs) == len(peers) {
+		return fmt.Errorf("discovery: bootstrap: no peer reachable: %w", errors.Join(errs...))
+	}
+	for _, err := range errs {
+		d.log.Warn("discovery: bootstrap peer unreachable", "err", err)
+	}
+	// Peers join the routing table after identify finishes, asynchronously.
+	wait, cancel := context.WithTimeout(ctx, defaultBootstrapWait)
+	defer cancel()
+	for d.dht.RoutingTable().Size() == 0 {
+		select {
+		case <-wait.Done():
+			if ctx.Err() != nil {
+				return fmt.Errorf("discovery: bootstrap: %w", ctx.Err())
+			}
+			return fmt.Errorf("discovery: bootstrap: routing table still empty after %s", defaultBootstrapWait)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	select {
+	case err := <-d.dht.RefreshRoutingTable():
+		if err != nil {
+			d.log.Debug("discovery: routing table refresh", "err", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("discovery: bootstrap: %w", ctx.Err())
+	}
+}
+
+// nextSeq returns a sequence number above every one this key has used: the
+// clock in nanoseconds, raised above the last one issued and, on first use,
+// above the one the network holds (so a clock set back after a restart
+// cannot make a new advertisement lose to the old one).
+func (d *Discovery) nextSeq(ctx context.Context) uint64 {
+	d.mu.Lock()
+	checked := d.seqChecked
+	d.mu.Unlock()
+	var netSeq uint64
+	if !checked {
+		if ad, err := d.Lookup(ctx, d.id.Public); err == nil {
+			netSeq = ad.Seq
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.seqChecked = true
+	seq := max(uint64(max(d.opts.Clock().UnixNano(), 0)), d.lastSeq+1, netSeq+1)
+	d.lastSeq = seq
+	return seq
+}
+
+// Advertise signs an advertisement for services and addrs, stores it in the
+// DHT and announces this agent as a provider of each service. addrs are
+// direct multiaddrs and must be empty when the transport policy forbids
+// direct connections. The set is remembered, so Run republishes it (even
+// after an error here, which is typically a DHT with no peers yet).
+func (d *Discovery) Advertise(ctx context.Context, services, addrs []string) (Advertisement, error) {
+	svc, err := NormalizeServices(services)
+	if err != nil {
+		return Advertisement{}, err
+	}
+	if err := validateAddrs(addrs); err != nil {
+		return Advertisement{}, err
+	}
+	d.mu.Lock()
+	d.advertising, d.services, d.addrs = true, svc, slices.Clone(addrs)
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+	return d.publish(ctx)
+}
+
+// publish signs and stores the remembered set once.
+func (d *Discovery) publish(ctx context.Context) (Advertisement, error) {
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	d.mu.Lock()
+	svc, addrs := d.services, d.addrs
+	d.mu.Unlock()
+	ad, err := Sign(d.id, svc, addrs, d.nextSeq(ctx), d.opts.Clock(), d.opts.TTL)
+	if err != nil {
+		return Advertisement{}, err
+	}
+	val, err := ad.MarshalJSON()
+	if err != nil {
+		return Advertisement{}, fmt.Errorf("discovery: encode: %w", err)
+	}
+	errs := make([]error, len(svc)+1)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := d.dht.PutValue(ctx, RecordKey(d.id.Public), val); err != nil {
+			errs[0] = fmt.Errorf("put advertisement: %w", err)
+		}
+	}()
+	for i, s := range svc {
+		c, _ := ServiceCID(s) // s was validated by NormalizeServices
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := d.dht.Provide(ctx, c, true); err != nil {
+				errs[i+1] = fmt.Errorf("provide %s: %w", s, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return Advertisement{}, fmt.Errorf("discovery: advertise: %w", err)
+	}
+	d.mu.Lock()
+	d.current = ad
+	d.mu.Unlock()
+	d.log.Debug("discovery: advertised", "seq", ad.Seq, "services", svc, "expires", ad.Expires)
+	return ad, nil
+}
+
+// Current returns the last advertisement published successfully.
+func (d *Discovery) Current() (Advertisement, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.current, d.current.Seq != 0
+}
+
+// StopAdvertising stops Run from republishing. Records already in the DHT
+// cannot be withdrawn; the advertisement stops verifying at its expiry
+// (within TTL), after which Discover no longer returns this agent.
+func (d *Discovery) StopAdvertising() {
+	d.mu.Lock()
+	d.advertising = false
+	d.mu.Unlock()
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run republishes the advertisement every RepublishEvery (sooner after a
+// failure) until ctx ends or Close is called. It returns ctx.Err() or nil
+// after Close.
+func (d *Discovery) Run(ctx context.Context) error {
+	retry := max(d.opts.RepublishEvery/4, defaultMinRepublishInterval)
+	timer := time.NewTimer(d.opts.RepublishEvery)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-d.closed.Done():
+			return nil
+		case <-d.wake:
+			// Advertise just published; count the interval from now.
+			timer.Reset(d.opts.RepublishEvery)
+		case <-timer.C:
+			d.mu.Lock()
+			on := d.advertising
+			d.mu.Unlock()
+			next := d.opts.RepublishEvery
+			if on {
+				if _, err := d.publish(ctx); err != nil {
+					d.log.Warn("discovery: republish failed", "err", err, "retry_in", retry)
+					next = retry
+				}
+			}
+			timer.Reset(next)
+		}
+	}
+}
+
+// Lookup fetches and verifies the advertisement of pub from the DHT.
+func (d *Discovery) Lookup(ctx context.Context, pub ed25519.PublicKey) (Advertisement, error) {
+	if len(pub) != ed25519.PublicKeySize {
+		return Advertisement{}, fmt.Errorf("%w: public key of %d bytes", ErrMalformed, len(pub))
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	key := RecordKey(pub)
+	val, err := d.dht.GetValue(ctx, key)
+	if err != nil {
+		if errors.Is(err, routing.ErrNotFound) {
+			return Advertisement{}, fmt.Errorf("%w: %x: %w", ErrNoAdvertisement, []byte(pub), err)
+		}
+		return Advertisement{}, fmt.Errorf("discovery: lookup %x: %w", []byte(pub), err)
+	}
+	// The DHT validated val with the same Validator; decode it again for
+	// the typed result (cheap next to the network round trips).
+	return d.verify(key, val)
+}
+
+func (d *Discovery) verify(key string, val []byte) (Advertisement, error) {
+	if err := (Validator{Clock: d.opts.Clock}).Validate(key, val); err != nil {
+		return Advertisement{}, err
+	}
+	return Decode(val)
+}
+
+// DiscoverResult is the outcome of Discover.
+type DiscoverResult struct {
+	// Ads are the verified advertisements listing the service, sorted by
+	// public key; never this agent's own.
+	Ads []Advertisement
+	// Dropped counts providers whose advertisement failed verification
+	// (forged, malformed, misfiled, from the future); DropErrors says why.
+	Dropped    int
+	DropErrors []error
+	// Stale counts providers with no current advertisement for the
+	// service: expired, not found, unreachable, or no longer listing it.
+	Stale int
+}
+
+// Discover finds agents offering service: providers of ServiceCID(service),
+// each one's advertisement fetched from the provider itself (one round trip
+// on a connection sync will reuse) or, failing that, from the DHT, then
+// verified.
+func (d *Discovery) Discover(ctx context.Context, service string) (DiscoverResult, error) {
+	c, err := ServiceCID(service)
+	if err != nil {
+		return DiscoverResult{}, err
+	}
+	ctx, cancel := d.withTimeout(ctx)
+	defer cancel()
+	var (
+		res  DiscoverResult
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, d.opts.Concurrency)
+		seen = map[peer.ID]bool{d.h.ID(): true}
+	)
+	for p := range d.dht.FindProvidersAsync(ctx, c, 0) {
+		if seen[p.ID] {
+			continue
+		}
+		seen[p.ID] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-ctx.Done():
+			}
+			ad, err := d.fetch(ctx, p)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && ad.Offers(service):
+				res.Ads = append(res.Ads, ad)
+			case err == nil, errors.Is(err, ErrExpired), errors.Is(err, ErrNoAdvertisement):
+				res.Stale++
+			default:
+				res.Dropped++
+				res.DropErrors = append(res.DropErrors, fmt.Errorf("discovery: provider %s: %w", p.ID, err))
+			}
+		}()
+	}
+	wg.Wait()
+	slices.SortFunc(res.Ads, func(a, b Advertisement) int {
+		return bytes.Compare(a.PubKey, b.PubKey)
+	})
+	if ctx.Err() != nil && len(res.Ads) == 0 {
+		return res, fmt.Errorf("discovery: discover %s: %w", service, ctx.Err())
+	}
+	return res, nil
+}
+
+// fetch gets p's advertisement: first straight from p, which stores its own
+// record, then from the DHT. Only verification failures of a record p
+// itself served are reported as such; anything else is ErrNoAdvertisement.
+func (d *Discovery) fetch(ctx context.Context, p peer.AddrInfo) (Advertisement, error) {
+	pub, err := identity.PublicFromPeerID(p.ID)
+	if err != nil {
+		return Advertisement{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	key := RecordKey(pub)
+	if len(p.Addrs) > 0 {
+		d.h.Peerstore().AddAddrs(p.ID, p.Addrs, time.Minute)
+	}
+	rec, _, err := d.pm.GetValue(ctx, p.ID, key)
+	if err == nil && rec != nil {
+		return d.verify(key, rec.GetValue())
+	}
+	d.log.Debug("discovery: direct fetch failed, asking the dht", "peer", p.ID, "err", err)
+	ad, lerr := d.Lookup(ctx, pub)
+	if lerr != nil && !errors.Is(lerr, ErrNoAdvertisement) {
+		return Advertisement{}, fmt.Errorf("%w: %s: %w", ErrNoAdvertisement, hex.EncodeToString(pub), lerr)
+	}
+	return ad, lerr
+}
