@@ -267,7 +267,9 @@ func TestRealTor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		go func() { errc <- torctl.WaitHSDescUploaded(ctx, sub, "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid") }()
+		go func() {
+			errc <- torctl.WaitHSDescUploaded(ctx, sub, "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid")
+		}()
 		rt.cmd.Process.Kill()
 		select {
 		case <-c.Done():
