@@ -213,7 +213,7 @@ func (d *Dialer) handshakeError(ctx, dctx context.Context, addr string, onion bo
 	case ctx.Err() != nil:
 		return nil, fmt.Errorf("socks: dial %s: %w", addr, context.Cause(ctx))
 	case dctx.Err() != nil:
-		e.Err = fmt.Errorf("no answer within %v: %w", timeout, context.DeadlineExceeded)
+		e.Err = fmt.Errorf("tor did not answer within %v: %w", timeout, context.DeadlineExceeded)
 		if st < stageConnect {
 			e.Kind, e.Hint = ErrSocksProxy, "the proxy does not answer the SOCKS handshake; "+hintProxy
 		} else if onion {
