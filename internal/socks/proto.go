@@ -194,7 +194,7 @@ func appendConnect(b []byte, host string, port uint16) ([]byte, error) {
 		return b, errors.New("empty host")
 	}
 	b = append(b, socksVersion, cmdConnect, 0)
-	if ip, err := netip.ParseAddr(host); err == nil {
+	if ip, err := parseIP(host); err == nil {
 		if ip.Zone() != "" {
 			return b, fmt.Errorf("IPv6 zone in %q cannot be sent through a proxy", host)
 		}
@@ -214,6 +214,17 @@ func appendConnect(b []byte, host string, port uint16) ([]byte, error) {
 	}
 	return binary.BigEndian.AppendUint16(b, port), nil
 }
+
+// parseIP parses an IP literal. Names skip netip.ParseAddr, whose error
+// allocates: a literal has a ':' (IPv6) or only digits and dots (IPv4).
+func parseIP(host string) (netip.Addr, error) {
+	if !strings.ContainsRune(host, ':') && strings.Trim(host, "0123456789.") != "" {
+		return netip.Addr{}, errNotIP
+	}
+	return netip.ParseAddr(host)
+}
+
+var errNotIP = errors.New("not an IP literal")
 
 // reply is a decoded CONNECT reply (RFC 1928 §6):
 //

@@ -38,6 +38,7 @@ func TestAppendConnect(t *testing.T) {
 		{"ipv4 literal", "127.0.0.1", 9050, "05 01 00 01 7f000001 235a", false},
 		{"ipv6 literal", "::1", 1, "05 01 00 04 00000000000000000000000000000001 0001", false},
 		{"ipv4-mapped stays ipv6", "::ffff:10.0.0.1", 65535, "05 01 00 04 00000000000000000000ffff0a000001 ffff", false},
+		{"digits but not an IP", "1.2.3", 80, "05 01 00 03 05" + hex.EncodeToString([]byte("1.2.3")) + "0050", false},
 		{"255-byte name", long, 7, "05 01 00 03 ff" + hex.EncodeToString([]byte(long)) + "0007", false},
 		{"256-byte name", long + "a", 7, "", true},
 		{"empty host", "", 80, "", true},
@@ -278,5 +279,23 @@ func TestForPeer(t *testing.T) {
 	}
 	if len(a1.Isolation) != 32 || strings.Contains(a1.Isolation, "peer-a") || checkIsolation(a1.Isolation) != nil {
 		t.Errorf("credential %q: want 32 hex chars, unlinkable to the id", a1.Isolation)
+	}
+}
+
+// BenchmarkProtocol is the pure encode/decode cost of one CONNECT.
+func BenchmarkProtocol(b *testing.B) {
+	buf := make([]byte, 0, 128)
+	rep := []byte{5, 0xF0, 0, 1, 0, 0, 0, 0, 0, 0}
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		buf = appendGreeting(buf[:0], true)
+		buf = appendUserPass(buf, "0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef")
+		if buf, err = appendConnect(buf, vectorOnion, 80); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := parseReply(rep); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
