@@ -1,0 +1,297 @@
+package tor
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mmogit/mmogit/internal/torctl"
+)
+
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startOffline starts the real tor with DisableNetwork (nothing leaves the
+// machine) and stops it in t.Cleanup.
+func startOffline(t *testing.T) *Daemon {
+	t.Helper()
+	d, err := Start(testCtx(t, 30*time.Second), Config{DataDir: filepath.Join(t.TempDir(), "tor"), DisableNetwork: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop(context.Background()) })
+	return d
+}
+
+func TestParseVersion(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    [4]int
+		atLeast bool // >= 0.4.8
+		bad     bool
+	}{
+		{in: "Tor version 0.4.9.11.", want: [4]int{0, 4, 9, 11}, atLeast: true},
+		{in: "0.4.8.12-dev", want: [4]int{0, 4, 8, 12}, atLeast: true},
+		{in: "0.4.7.16", want: [4]int{0, 4, 7, 16}},
+		{in: "0.5.0.1-alpha (git-abc)", want: [4]int{0, 5, 0, 1}, atLeast: true},
+		{in: "1.0", bad: true},
+		{in: "Tor version x.y.z.w.", bad: true},
+	}
+	for _, tt := range tests {
+		v, err := ParseVersion(tt.in)
+		if tt.bad {
+			if err == nil {
+				t.Errorf("ParseVersion(%q) = %v, want error", tt.in, v)
+			}
+			continue
+		}
+		if err != nil || [4]int{v.Major, v.Minor, v.Micro, v.Patch} != tt.want || v.AtLeast(0, 4, 8) != tt.atLeast {
+			t.Errorf("ParseVersion(%q) = %+v, %v", tt.in, v, err)
+		}
+	}
+}
+
+func TestBuildTorrc(t *testing.T) {
+	base := Config{DataDir: "/var/lib/mmogit/tor"}
+	lines, err := buildTorrc(base, 4242)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"DataDirectory /var/lib/mmogit/tor",
+		"SocksPort auto ExtendedErrors IsolateSOCKSAuth",
+		"ControlSocket /var/lib/mmogit/tor/control.sock",
+		"CookieAuthentication 1",
+		"__OwningControllerProcess 4242",
+		"Log notice file /var/lib/mmogit/tor/tor.log",
+		"ShutdownWaitLength 0",
+	} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("torrc lacks %q:\n%s", want, strings.Join(lines, "\n"))
+		}
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "9050") || strings.Contains(l, "9051") {
+			t.Errorf("fixed port in %q", l)
+		}
+	}
+
+	long := Config{DataDir: "/" + strings.Repeat("d", 120)}
+	lines, err = buildTorrc(long, 1)
+	if err != nil || !slices.Contains(lines, "ControlPort 127.0.0.1:auto") || !slices.Contains(lines, "ControlPortWriteToFile "+long.DataDir+"/control.port") {
+		t.Errorf("long data dir: %q, %v", lines, err)
+	}
+
+	br := base
+	br.UseBridges = true
+	br.Obfs4Proxy = "/usr/bin/obfs4proxy"
+	br.Bridges = []string{"obfs4 127.0.0.1:9999 0123456789ABCDEF0123456789ABCDEF01234567 cert=abc iat-mode=0", "Bridge 127.0.0.1:1 FP"}
+	br.ExtraTorrc = []string{"TestingTorNetwork 1"}
+	lines, err = buildTorrc(br, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"UseBridges 1",
+		"ClientTransportPlugin obfs4 exec /usr/bin/obfs4proxy",
+		"Bridge obfs4 127.0.0.1:9999 0123456789ABCDEF0123456789ABCDEF01234567 cert=abc iat-mode=0",
+		"Bridge 127.0.0.1:1 FP",
+		"TestingTorNetwork 1",
+	} {
+		if !slices.Contains(lines, want) {
+			t.Errorf("torrc lacks %q", want)
+		}
+	}
+
+	for name, cfg := range map[string]Config{
+		"relative dir":      {DataDir: "tor"},
+		"newline in bridge": {DataDir: "/d", UseBridges: true, Bridges: []string{"obfs4 1.2.3.4:5 FP\nControlPort 9051"}},
+		"bridges missing":   {DataDir: "/d", UseBridges: true},
+		"empty bridge":      {DataDir: "/d", UseBridges: true, Bridges: []string{"  "}},
+		"newline in extra":  {DataDir: "/d", ExtraTorrc: []string{"Log notice stdout\nControlPort 9051"}},
+	} {
+		if _, err := buildTorrc(cfg, 1); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("%s: err = %v, want ErrBadConfig", name, err)
+		}
+	}
+}
+
+func TestMissingBinary(t *testing.T) {
+	_, err := Start(testCtx(t, 5*time.Second), Config{TorPath: "/nonexistent/tor", DataDir: t.TempDir()})
+	if !errors.Is(err, ErrTorNotFound) || !strings.Contains(err.Error(), "apt-get install -y tor") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestOldTor(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "tor")
+	os.WriteFile(fake, []byte("#!/bin/sh\necho 'Tor version 0.4.7.16.'\n"), 0o755)
+	_, err := Start(testCtx(t, 5*time.Second), Config{TorPath: fake, DataDir: t.TempDir()})
+	if !errors.Is(err, ErrTorTooOld) || !strings.Contains(err.Error(), "apt-get install -y tor") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestMissingObfs4Proxy(t *testing.T) {
+	_, err := Start(testCtx(t, 5*time.Second), Config{
+		DataDir:    t.TempDir(),
+		UseBridges: true,
+		Bridges:    []string{"obfs4 127.0.0.1:1 0123456789ABCDEF0123456789ABCDEF01234567 cert=x iat-mode=0"},
+		Obfs4Proxy: "/nonexistent/obfs4proxy",
+	})
+	if !errors.Is(err, ErrObfs4ProxyNotFound) || !strings.Contains(err.Error(), "apt-get install -y obfs4proxy") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestBadTorrcReportsTorsError(t *testing.T) {
+	_, err := Start(testCtx(t, 20*time.Second), Config{
+		DataDir: filepath.Join(t.TempDir(), "tor"), DisableNetwork: true,
+		ExtraTorrc: []string{"NoSuchOptionAtAll 1"},
+	})
+	if !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "NoSuchOptionAtAll") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestStartOffline(t *testing.T) {
+	d := startOffline(t)
+	ctx := testCtx(t, 20*time.Second)
+
+	if !d.Version().AtLeast(0, 4, 8) {
+		t.Fatalf("version %v", d.Version())
+	}
+	for path, want := range map[string]os.FileMode{
+		d.DataDir(): 0o700,
+		filepath.Join(d.DataDir(), "torrc"): 0o600,
+	} {
+		fi, err := os.Stat(path)
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, %v; want %v", path, fi.Mode().Perm(), err, want)
+		}
+	}
+	// The control port is a unix socket only tor's user can use; there is
+	// no TCP control port.
+	sock := filepath.Join(d.DataDir(), "control.sock")
+	if fi, err := os.Stat(sock); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("control socket %v, %v", fi.Mode(), err)
+	}
+	m, err := d.ControlConn().GetInfo(ctx, "net/listeners/control", "status/bootstrap-phase")
+	if err != nil || strings.Contains(m["net/listeners/control"], "127.0.0.1") {
+		t.Errorf("control listeners %q, %v", m, err)
+	}
+
+	t.Run("unauthenticated control connection refused", func(t *testing.T) {
+		c, err := torctl.Dial(ctx, "unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, err = c.GetInfo(ctx, "version")
+		var re *torctl.ReplyError
+		if !errors.As(err, &re) || re.Code != 514 {
+			t.Fatalf("err = %v, want 514", err)
+		}
+	})
+
+	t.Run("publish from key", func(t *testing.T) {
+		// RFC 8032 §7.1 TEST 1; tor's own vector gives this address.
+		seed, _ := hex.DecodeString("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+		client, _ := ecdh.X25519().GenerateKey(rand.Reader)
+		s, err := d.Publish(ctx, ServiceConfig{
+			Key:         ed25519.NewKeyFromSeed(seed),
+			VirtualPort: 4001,
+			Target:      "127.0.0.1:1",
+			MaxStreams:  8,
+			PoW:         true,
+			ClientAuth:  []*ecdh.PublicKey{client.PublicKey()},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.ID != "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid" || !s.PoWEnabled {
+			t.Fatalf("service %+v", s)
+		}
+		// Nothing is written to disk for an ADD_ONION service.
+		filepath.WalkDir(d.DataDir(), func(p string, e os.DirEntry, err error) error {
+			if e != nil && strings.Contains(e.Name(), "hs_ed25519") {
+				t.Errorf("key material on disk: %s", p)
+			}
+			return nil
+		})
+		// With DisableNetwork the descriptor is never uploaded.
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		if err := s.WaitPublished(short); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("WaitPublished = %v", err)
+		}
+		if err := s.Remove(ctx); err != nil {
+			t.Fatal(err)
+		}
+		on, _ := d.ControlConn().GetInfo(ctx, "onions/current")
+		if strings.Contains(on["onions/current"], s.ID) {
+			t.Fatalf("service still listed after Remove: %q", on)
+		}
+	})
+
+	t.Run("new circuits respects the rate limit", func(t *testing.T) {
+		old := newnymInterval
+		newnymInterval = 300 * time.Millisecond
+		defer func() { newnymInterval = old }()
+		if def, err := d.NewCircuits(ctx); err != nil || def != 0 {
+			t.Fatalf("first NEWNYM deferred %v, %v", def, err)
+		}
+		def, err := d.NewCircuits(ctx)
+		if err != nil || def <= 0 || def > newnymInterval {
+			t.Fatalf("second NEWNYM deferred %v, %v", def, err)
+		}
+	})
+}
+
+func processGone(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return errors.Is(err, syscall.ESRCH)
+}
+
+func TestStopLeavesNoProcess(t *testing.T) {
+	d := startOffline(t)
+	pid := d.Pid()
+	if err := d.Stop(testCtx(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.Done():
+	default:
+		t.Fatal("Done not closed after Stop")
+	}
+	if !errors.Is(d.Err(), ErrExited) || !processGone(pid) {
+		t.Fatalf("tor pid %d still there (err %v)", pid, d.Err())
+	}
+}
+
+func TestOwnershipEndsTorWithConnection(t *testing.T) {
+	d := startOffline(t)
+	pid := d.Pid()
+	d.ControlConn().Close()
+	select {
+	case <-d.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("tor still running after its owning control connection closed")
+	}
+	if !processGone(pid) {
+		t.Fatalf("tor pid %d still there", pid)
+	}
+}

@@ -1,0 +1,183 @@
+package tor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Errors callers branch on. Their messages say how to fix the problem.
+var (
+	ErrTorNotFound        = errors.New("tor: tor binary not found (install it with: apt-get install -y tor)")
+	ErrTorTooOld          = errors.New("tor: tor is older than 0.4.8 (upgrade it with: apt-get install -y tor)")
+	ErrObfs4ProxyNotFound = errors.New("tor: obfs4proxy not found (install it with: apt-get install -y obfs4proxy)")
+	ErrBadConfig          = errors.New("tor: bad configuration")
+)
+
+// Version is a tor version such as 0.4.9.11.
+type Version struct {
+	Major, Minor, Micro, Patch int
+	Raw                        string // as tor printed it, e.g. "0.4.9.11" or "0.4.8.12-dev"
+}
+
+// ParseVersion parses "0.4.9.11", "0.4.8.12-dev" or "Tor version 0.4.9.11.".
+func ParseVersion(s string) (Version, error) {
+	s = strings.TrimSpace(s)
+	if f := strings.Fields(s); len(f) >= 3 && f[0] == "Tor" && f[1] == "version" {
+		s = strings.TrimSuffix(f[2], ".")
+	}
+	raw := s
+	if i := strings.IndexAny(s, "- "); i >= 0 {
+		s = s[:i]
+	}
+	parts := strings.Split(s, ".")
+	if len(parts) != 4 {
+		return Version{}, fmt.Errorf("tor: cannot parse version %q", raw)
+	}
+	var n [4]int
+	for i, p := range parts {
+		v, err := strconv.Atoi(p)
+		if err != nil || v < 0 {
+			return Version{}, fmt.Errorf("tor: cannot parse version %q", raw)
+		}
+		n[i] = v
+	}
+	return Version{Major: n[0], Minor: n[1], Micro: n[2], Patch: n[3], Raw: raw}, nil
+}
+
+// AtLeast reports whether v >= major.minor.micro.
+func (v Version) AtLeast(major, minor, micro int) bool {
+	if v.Major != major {
+		return v.Major > major
+	}
+	if v.Minor != minor {
+		return v.Minor > minor
+	}
+	return v.Micro >= micro
+}
+
+func (v Version) String() string { return v.Raw }
+
+// findTor resolves the tor binary and checks it is at least 0.4.8.
+func findTor(path string) (string, Version, error) {
+	if path == "" {
+		path = "tor"
+	}
+	bin, err := exec.LookPath(path)
+	if err != nil {
+		return "", Version{}, fmt.Errorf("%w: %w", ErrTorNotFound, err)
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil {
+		return "", Version{}, fmt.Errorf("%w: %s --version: %w", ErrTorNotFound, bin, err)
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	v, err := ParseVersion(first)
+	if err != nil {
+		return "", Version{}, err
+	}
+	if !v.AtLeast(0, 4, 8) {
+		return "", v, fmt.Errorf("%w: %s is %s", ErrTorTooOld, bin, v)
+	}
+	return bin, v, nil
+}
+
+// maxSocketPath is the longest unix socket path that fits sun_path (108
+// bytes on Linux, with the terminating NUL), with a margin.
+const maxSocketPath = 100
+
+// controlSocketPath returns where the control socket goes, or "" when the
+// data directory's path is too long for a unix socket (then a TCP control
+// port on an automatic loopback port is used instead).
+func controlSocketPath(dataDir string) string {
+	p := filepath.Join(dataDir, "control.sock")
+	if len(p) > maxSocketPath {
+		return ""
+	}
+	return p
+}
+
+// checkLine refuses torrc values that would start a new torrc line.
+func checkLine(what, s string) error {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return fmt.Errorf("%w: %s %q contains a line break", ErrBadConfig, what, s)
+	}
+	return nil
+}
+
+// buildTorrc returns the torrc lines for cfg. It is pure: the caller has
+// already resolved paths and checked the binaries exist.
+func buildTorrc(cfg Config, pid int) ([]string, error) {
+	if cfg.DataDir == "" || !filepath.IsAbs(cfg.DataDir) {
+		return nil, fmt.Errorf("%w: DataDir must be an absolute path, got %q", ErrBadConfig, cfg.DataDir)
+	}
+	if err := checkLine("DataDir", cfg.DataDir); err != nil {
+		return nil, err
+	}
+	socks := "SocksPort auto ExtendedErrors IsolateSOCKSAuth"
+	if cfg.SocksFlags != "" {
+		if err := checkLine("SocksFlags", cfg.SocksFlags); err != nil {
+			return nil, err
+		}
+		socks += " " + cfg.SocksFlags
+	}
+	lines := []string{
+		"DataDirectory " + cfg.DataDir,
+		socks,
+		"CookieAuthentication 1",
+		"__OwningControllerProcess " + strconv.Itoa(pid),
+		"Log notice file " + filepath.Join(cfg.DataDir, "tor.log"),
+		"ShutdownWaitLength 0",
+		"RunAsDaemon 0",
+	}
+	if sock := controlSocketPath(cfg.DataDir); sock != "" {
+		lines = append(lines, "ControlSocket "+sock)
+	} else {
+		lines = append(lines,
+			"ControlPort 127.0.0.1:auto",
+			"ControlPortWriteToFile "+filepath.Join(cfg.DataDir, "control.port"))
+	}
+	if cfg.DisableNetwork {
+		lines = append(lines, "DisableNetwork 1")
+	}
+	if cfg.UseBridges {
+		if len(cfg.Bridges) == 0 {
+			return nil, fmt.Errorf("%w: UseBridges set but no Bridges given", ErrBadConfig)
+		}
+		lines = append(lines, "UseBridges 1",
+			"ClientTransportPlugin obfs4 exec "+cfg.obfs4Path())
+		for _, b := range cfg.Bridges {
+			b = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(b), "Bridge "))
+			if b == "" {
+				return nil, fmt.Errorf("%w: empty bridge line", ErrBadConfig)
+			}
+			if err := checkLine("bridge", b); err != nil {
+				return nil, err
+			}
+			lines = append(lines, "Bridge "+b)
+		}
+	}
+	for _, l := range cfg.ExtraTorrc {
+		if err := checkLine("torrc line", l); err != nil {
+			return nil, err
+		}
+		lines = append(lines, l)
+	}
+	return lines, nil
+}
+
+// writePrivateDir creates dir (and parents) and forces it to 0700, which
+// tor requires of its DataDirectory and of a ControlSocket's directory.
+func writePrivateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("tor: data dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("tor: data dir: %w", err)
+	}
+	return nil
+}
