@@ -175,7 +175,7 @@ func TestStartOffline(t *testing.T) {
 		t.Fatalf("version %v", d.Version())
 	}
 	for path, want := range map[string]os.FileMode{
-		d.DataDir(): 0o700,
+		d.DataDir():                         0o700,
 		filepath.Join(d.DataDir(), "torrc"): 0o600,
 	} {
 		fi, err := os.Stat(path)
