@@ -204,3 +204,10 @@ func dumpLogs(t testing.TB, dir string) {
 		}
 	})
 }
+
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

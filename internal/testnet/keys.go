@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -59,9 +60,9 @@ type tools struct {
 
 // loadOrCreateKeys returns the cached keys for nick under root, creating
 // them if they are missing or (for authorities) about to expire. Several
-// test binaries may do this at once: each generates into a private
-// directory and renames it into place, and a loser of that race uses the
-// winner's keys.
+// test binaries may do this at once; a lock file per node serialises them,
+// and keys are generated in a private directory and renamed into place so
+// that a crash never leaves half an entry.
 func loadOrCreateKeys(ctx context.Context, t tools, root, nick string, isAuthority bool) (nodeKeys, error) {
 	final := filepath.Join(root, keyCacheVersion, nick)
 	if k, err := readKeys(final, isAuthority); err == nil {
@@ -69,6 +70,15 @@ func loadOrCreateKeys(ctx context.Context, t tools, root, nick string, isAuthori
 	}
 	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
 		return nodeKeys{}, fmt.Errorf("testnet: key cache: %w", err)
+	}
+	unlock, err := lockFile(ctx, final+".lock")
+	if err != nil {
+		return nodeKeys{}, fmt.Errorf("testnet: key cache: %w", err)
+	}
+	defer unlock()
+	// Whoever held the lock before us may have made the keys.
+	if k, err := readKeys(final, isAuthority); err == nil {
+		return k, nil
 	}
 	tmp, err := os.MkdirTemp(filepath.Dir(final), nick+".tmp-")
 	if err != nil {
@@ -78,22 +88,39 @@ func loadOrCreateKeys(ctx context.Context, t tools, root, nick string, isAuthori
 	if err := generateKeys(ctx, t, tmp, nick, isAuthority); err != nil {
 		return nodeKeys{}, err
 	}
-	if _, err := os.Stat(final); err == nil {
-		// Stale or expired: move it aside first, rename is not allowed
-		// onto a non-empty directory.
-		old := final + ".old-" + filepath.Base(tmp)
-		if os.Rename(final, old) == nil {
-			os.RemoveAll(old)
-		}
+	// An expired or broken entry has to go first: rename(2) will not
+	// replace a non-empty directory.
+	if err := os.RemoveAll(final); err != nil {
+		return nodeKeys{}, fmt.Errorf("testnet: key cache: %w", err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		// Somebody else put keys there meanwhile; theirs are as good.
-		if k, rerr := readKeys(final, isAuthority); rerr == nil {
-			return k, nil
-		}
 		return nodeKeys{}, fmt.Errorf("testnet: key cache: %w", err)
 	}
 	return readKeys(final, isAuthority)
+}
+
+// lockFile takes an exclusive flock on path, waiting while ctx allows.
+func lockFile(ctx context.Context, path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil // closing releases the lock
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // readKeys loads a cache entry, failing if it is incomplete or expiring.
