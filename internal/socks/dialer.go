@@ -73,6 +73,9 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	fail := func(kind error, hint string, err error) (net.Conn, error) {
 		return nil, &Error{Kind: kind, Addr: addr, Proxy: d.ProxyAddr, Hint: hint, Err: err}
 	}
+	if d.ProxyAddr == "" {
+		return fail(ErrSocksProxy, "set the proxy address to tor's SocksPort", errors.New("no proxy address"))
+	}
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	default:

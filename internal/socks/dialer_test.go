@@ -317,6 +317,28 @@ func TestOwnTimeout(t *testing.T) {
 		t.Errorf("exit timeout: %v", err)
 	}
 
+	// A proxy that accepts but never answers the greeting is not tor.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() {
+		c, err := silent.Accept()
+		if err == nil {
+			io.Copy(io.Discard, c) // until the dialer gives up and closes
+			c.Close()
+		}
+	}()
+	d = &socks.Dialer{ProxyAddr: silent.Addr().String(), Timeout: 50 * time.Millisecond}
+	_, err = d.DialContext(t.Context(), "tcp", vectorOnion+":80")
+	if !errors.Is(err, socks.ErrSocksProxy) || !errors.Is(err, context.DeadlineExceeded) || socks.Retryable(err) {
+		t.Errorf("silent proxy: %v", err)
+	}
+	if _, err := (&socks.Dialer{}).DialContext(t.Context(), "tcp", vectorOnion+":80"); !errors.Is(err, socks.ErrSocksProxy) {
+		t.Errorf("no ProxyAddr: %v", err)
+	}
+
 	// The caller's deadline is the caller's: not classified as tor's fault.
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()

@@ -9,6 +9,25 @@
 // errors.Is, and Retryable/RetryAfter turn the kind and the reply code into a
 // retry hint.
 //
+// How replies are classified (onion = the destination ends in .onion):
+//
+//	reply                          kind                         retry after
+//	0xF0 descriptor not found      ErrOnionServiceUnreachable   5 s
+//	0xF1 descriptor invalid        ErrOnionServiceUnreachable   30 s
+//	0xF2 introduction failed       ErrOnionServiceUnreachable   2 s
+//	0xF3 rendezvous failed         ErrOnionServiceUnreachable   1 s
+//	0xF7 introduction timed out    ErrOnionServiceUnreachable   2 s
+//	0xF4/0xF5 client auth          ErrOnionAuth                 no
+//	0xF6 bad onion address         ErrBadAddress                no
+//	0x04/0x06, onion               ErrOnionServiceUnreachable   5 s
+//	0x05, onion (port not mapped)  ErrOnionServiceUnreachable   30 s
+//	0x01, 0x03, 0x04–0x06          ErrCircuitBuildFailed        2–30 s
+//	0x02 not allowed               ErrCircuitBuildFailed        no
+//	0x07, 0x08, unknown codes      ErrSocksProxy                no
+//	proxy refused / EOF at once    ErrDaemonNotRunning          no
+//	Dialer.Timeout, after CONNECT  onion or circuit kind        5 s
+//	malformed host, port, network  ErrBadAddress                no
+//
 // Host names are never resolved locally: a name is always sent to tor as a
 // SOCKS5 domain name (ATYP 0x03) so that no DNS query leaves the machine;
 // only IP literals are sent as IPv4/IPv6 addresses. Each peer gets its own
