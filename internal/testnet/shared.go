@@ -59,7 +59,7 @@ func CloseShared() error {
 	if n == nil {
 		return nil
 	}
-	err := n.Close()
+	err := n.close()
 	if rerr := os.RemoveAll(n.info.Dir); err == nil {
 		err = rerr
 	}
@@ -79,6 +79,7 @@ func startShared() (*Network, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	n.shared = true
 	return n, nil
 }
 

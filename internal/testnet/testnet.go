@@ -83,8 +83,9 @@ const bootstrapTimeout = 2 * time.Minute
 
 // Network is a running private Tor network.
 type Network struct {
-	info  Info
-	nodes []*node
+	info   Info
+	nodes  []*node
+	shared bool // the Shared network: Close is a no-op, CloseShared stops it
 
 	closeOnce sync.Once
 }
@@ -130,8 +131,16 @@ func (n *Network) Info() Info {
 }
 
 // Close stops every tor process of the network and waits for them to
-// exit. It is safe to call more than once.
+// exit. It is safe to call more than once. On the network returned by
+// Shared it does nothing, so that one test cannot break the others.
 func (n *Network) Close() error {
+	if n.shared {
+		return nil
+	}
+	return n.close()
+}
+
+func (n *Network) close() error {
 	n.closeOnce.Do(func() { stopAll(n.nodes) })
 	return nil
 }
@@ -385,8 +394,8 @@ func (s *starter) launch(ctx context.Context) (_ *Network, err error) {
 			return nil, err
 		}
 	}
-	s.progress(fmt.Sprintf("started %d relays; first consensus due in %.1fs",
-		len(servers), time.Until(validAfter).Seconds()))
+	s.progress(fmt.Sprintf("started %d authorities and %d relays; first consensus due in %.1fs",
+		numAuthorities, len(servers)-numAuthorities, time.Until(validAfter).Seconds()))
 	select {
 	case <-ctx.Done():
 		return nil, ctx.Err()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -175,6 +176,19 @@ func TestStartErrors(t *testing.T) {
 			},
 		},
 		{
+			// A port that tor cannot bind fails every attempt the same
+			// way; Start must retry, then report the bind failure.
+			name:    "PortTaken",
+			opts:    Options{extraTorrc: map[string][]string{"relay0": {"ORPort 127.0.0.1:" + strconv.Itoa(takenPort(t))}}},
+			timeout: time.Minute,
+			check: func(t *testing.T, err error) {
+				var ee *ExitError
+				if !errors.As(err, &ee) || !ee.addrInUse() {
+					t.Errorf("err = %v, want ExitError with a bind failure", err)
+				}
+			},
+		},
+		{
 			name:  "NoDir",
 			check: func(t *testing.T, err error) { t.Log(err) },
 		},
@@ -187,12 +201,21 @@ func TestStartErrors(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), tc.timeout+time.Millisecond)
 			defer cancel()
+			var retries int
+			tc.opts.Progress = func(s string) {
+				if strings.Contains(s, "retrying") {
+					retries++
+				}
+			}
 			n, err := Start(ctx, tc.opts)
 			if err == nil {
 				n.Close()
 				t.Fatal("Start succeeded")
 			}
 			tc.check(t, err)
+			if tc.name == "PortTaken" && retries != 2 {
+				t.Errorf("%d retries, want 2", retries)
+			}
 			if tc.opts.Dir != "" {
 				if left := pidsUsing(t, tc.opts.Dir); len(left) > 0 {
 					t.Errorf("processes left behind: %v", left)
@@ -242,4 +265,27 @@ func sessionID(pid int) (int, error) {
 	}
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	return strconv.Atoi(f[3]) // state ppid pgrp session
+}
+
+// takenPort returns a loopback port held open until the test ends.
+func takenPort(t testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func TestSharedCloseIsNoop(t *testing.T) {
+	skipShort(t)
+	n := Shared(t)
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range n.Info().PIDs {
+		if !processAlive(pid) {
+			t.Errorf("shared tor %d died after Close", pid)
+		}
+	}
 }
