@@ -4,13 +4,16 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	record "github.com/libp2p/go-libp2p-record"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -349,4 +352,98 @@ func testIdentityByPub(nodes []*node, pub []byte) *identity.Identity {
 		}
 	}
 	return &identity.Identity{Public: pub}
+}
+
+// acceptAll is the validator of a malicious node that stores and serves
+// anything.
+type acceptAll struct{}
+
+func (acceptAll) Validate(string, []byte) error        { return nil }
+func (acceptAll) Select(string, [][]byte) (int, error) { return 0, nil }
+
+// A provider that serves a forged advertisement for itself is dropped and
+// counted; the honest one is kept.
+func TestDiscoverDropsForgedProvider(t *testing.T) {
+	nodes := newNet(t, 2, Options{})
+	evilID := testIdentity("evil")
+	evilHost := newHost(t, evilID)
+	evil, err := New(evilHost, evilID, Options{DHTOptions: []dht.Option{
+		dht.Validator(record.NamespacedValidator{Namespace: acceptAll{}}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { evil.Close() })
+	if err := evil.Bootstrap(ctxT(t), []peer.AddrInfo{info(nodes[0].h)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nodes[1].d.Advertise(ctxT(t), []string{"memory_sync"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	forged := mustSign(t, evilID, []string{"memory_sync"}, nil, 1, time.Now(), time.Hour)
+	forged.Addrs = []string{"/ip4/127.0.0.1/tcp/1"} // not what was signed
+	if err := evil.DHT().PutValue(ctxT(t), RecordKey(evilID.Public), encode(t, forged)); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := ServiceCID("memory_sync")
+	if err := evil.DHT().Provide(ctxT(t), c, true); err != nil {
+		t.Fatal(err)
+	}
+	res, err := nodes[0].d.Discover(ctxT(t), "memory_sync")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Ads) != 1 || !res.Ads[0].PubKey.Equal(nodes[1].id.Public) {
+		t.Errorf("ads = %v, want only the honest node", pubsOf(res.Ads))
+	}
+	if res.Dropped != 1 || len(res.DropErrors) != 1 || !errors.Is(res.DropErrors[0], ErrBadSignature) {
+		t.Errorf("dropped %d %v, want 1 ErrBadSignature", res.Dropped, res.DropErrors)
+	}
+}
+
+// Run keeps a short-lived advertisement alive past its first expiry, and
+// it lapses once Run stops.
+func TestRunRepublishes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a real 2 s TTL")
+	}
+	const ttl = 2 * time.Second
+	nodes := newNet(t, 2, Options{TTL: ttl, RepublishEvery: 300 * time.Millisecond, QueryTimeout: 5 * time.Second})
+	first, err := nodes[1].d.Advertise(ctxT(t), []string{"memory_sync"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- nodes[1].d.Run(ctx) }()
+	time.Sleep(ttl + 500*time.Millisecond)
+	ad, err := nodes[0].d.Lookup(ctxT(t), nodes[1].id.Public)
+	if err != nil || ad.Seq <= first.Seq {
+		t.Fatalf("while running: Lookup = seq %d, %v; want > %d", ad.Seq, err, first.Seq)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v, want context.Canceled", err)
+	}
+	time.Sleep(time.Until(ad.Expires) + 100*time.Millisecond)
+	if _, err := nodes[0].d.Lookup(ctxT(t), nodes[1].id.Public); !errors.Is(err, ErrNoAdvertisement) {
+		t.Errorf("after Run stopped and ttl passed: Lookup = %v, want ErrNoAdvertisement", err)
+	}
+	res, err := nodes[0].d.Discover(ctxT(t), "memory_sync")
+	if err != nil || len(res.Ads) != 0 || res.Stale != 1 {
+		t.Errorf("Discover = %d ads, stale %d, %v; want 0 ads, 1 stale", len(res.Ads), res.Stale, err)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	id := testIdentity("a")
+	h := newHost(t, id)
+	if _, err := New(h, testIdentity("b"), Options{}); !errors.Is(err, ErrIdentityMismatch) {
+		t.Errorf("New with another identity = %v", err)
+	}
+	for _, o := range []Options{{TTL: MaxLifetime + time.Second}, {TTL: time.Minute, RepublishEvery: time.Minute}} {
+		if _, err := New(h, id, o); err == nil {
+			t.Errorf("New(%+v) succeeded", o)
+		}
+	}
 }
