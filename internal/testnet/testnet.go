@@ -62,6 +62,10 @@ type Options struct {
 // installed.
 var ErrMissingTool = errors.New("testnet: required program not found")
 
+// ErrAlreadyRunning is returned by Start when Dir holds a network whose
+// processes are still running; stop it first with Stop.
+var ErrAlreadyRunning = errors.New("testnet: a network is already running in this directory")
+
 // Info describes a running network; Start writes it to Dir/testnet.json.
 type Info struct {
 	Dir               string   `json:"dir"`
@@ -165,6 +169,20 @@ func Load(dir string) (Info, error) {
 		return Info{}, fmt.Errorf("testnet: load %s: %w", filepath.Join(dir, infoFile), err)
 	}
 	return i, nil
+}
+
+// running reports whether dir/testnet.json names a live process of dir.
+func running(dir string) bool {
+	info, err := Load(dir)
+	if err != nil {
+		return false
+	}
+	for _, pid := range info.PIDs {
+		if processAlive(pid) && processUsesDir(pid, dir) {
+			return true
+		}
+	}
+	return false
 }
 
 // Stop ends the processes recorded in dir/testnet.json, typically those of
@@ -281,6 +299,9 @@ func (s *starter) prepare(ctx context.Context) error {
 		if s.tools.obfs4, err = lookObfs4(); err != nil {
 			return err
 		}
+	}
+	if running(s.opts.Dir) {
+		return fmt.Errorf("%w: %s", ErrAlreadyRunning, s.opts.Dir)
 	}
 	if err := os.MkdirAll(s.opts.Dir, 0o700); err != nil {
 		return fmt.Errorf("testnet: %w", err)

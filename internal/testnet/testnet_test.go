@@ -105,6 +105,10 @@ func TestDetachedBridgeStop(t *testing.T) {
 		}
 	}
 
+	if _, err := Start(ctx, Options{Dir: dir}); !errors.Is(err, ErrAlreadyRunning) {
+		t.Errorf("second Start in %s: %v, want ErrAlreadyRunning", dir, err)
+	}
+
 	t0 := time.Now()
 	startJoiner(t, ctx, n.BridgeClientTorrc())
 	t.Logf("bridge client bootstrapped in %.1fs", time.Since(t0).Seconds())
