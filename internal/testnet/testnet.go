@@ -405,11 +405,17 @@ func (s *starter) launch(ctx context.Context) (_ *Network, err error) {
 		case <-ctx.Done():
 		}
 	}()
-	var started []*node
+	var (
+		started   []*node
+		owners    sync.WaitGroup // attach goroutines, see below
+		ownerErrs = make([]error, len(nodes))
+	)
 	defer func() {
 		if err != nil {
-			stopAll(started)
 			err = startError(ctx, err)
+			cancel(err) // ends any attach still waiting
+			owners.Wait()
+			stopAll(started)
 		}
 	}()
 	run := func(nd *node) error {
@@ -431,6 +437,14 @@ func (s *starter) launch(ctx context.Context) (_ *Network, err error) {
 			return nil, err
 		}
 	}
+	// Take ownership as soon as each control port is up, so that if this
+	// process dies during start-up the tors go at once rather than when
+	// __OwningControllerProcess is next polled.
+	if !s.opts.Detached {
+		for i, nd := range servers {
+			owners.Go(func() { _, ownerErrs[i] = nd.attach(ctx, true) })
+		}
+	}
 	s.progress(fmt.Sprintf("started %d authorities and %d relays; first consensus due in %.1fs",
 		numAuthorities, len(servers)-numAuthorities, time.Until(validAfter).Seconds()))
 	select {
@@ -446,12 +460,9 @@ func (s *starter) launch(ctx context.Context) (_ *Network, err error) {
 		return nil, err
 	}
 	s.progress(fmt.Sprintf("client bootstrapped %.1fs after launch", time.Since(launch).Seconds()))
-	if !s.opts.Detached {
-		for _, nd := range servers {
-			if _, err := nd.attach(ctx, true); err != nil {
-				return nil, err
-			}
-		}
+	owners.Wait()
+	if err := errors.Join(ownerErrs...); err != nil {
+		return nil, err
 	}
 	if s.opts.Bridge {
 		if err := s.bridgeInfo(ctx, n, servers[len(servers)-1]); err != nil {
