@@ -1,0 +1,171 @@
+package syncproto
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// deadliner is implemented by net.Conn and friends; with it the idle timeout
+// and ctx cancellation also unblock reads and writes in progress.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// conn frames messages over rw and counts bytes.
+type conn struct {
+	rw      io.ReadWriter
+	dl      deadliner // nil if rw has no deadlines
+	idle    time.Duration
+	max     int
+	stop    func() bool // unregisters the ctx watcher
+	quit    atomic.Bool // set when the session ends: the reader must stop
+	sent    int64
+	framesS int
+	buf     []byte
+}
+
+func newConn(ctx context.Context, rw io.ReadWriter, idle time.Duration, max int) *conn {
+	c := &conn{rw: rw, idle: idle, max: max}
+	if d, ok := rw.(deadliner); ok {
+		c.dl = d
+		// Cancelling ctx unblocks any read or write in progress.
+		c.stop = context.AfterFunc(ctx, c.abort)
+	} else {
+		c.stop = func() bool { return true }
+	}
+	return c
+}
+
+// abort makes blocked reads and writes return at once, if rw has deadlines.
+func (c *conn) abort() {
+	c.quit.Store(true)
+	if c.dl != nil {
+		c.dl.SetReadDeadline(time.Unix(1, 0))
+		c.dl.SetWriteDeadline(time.Unix(1, 0))
+	}
+}
+
+// write sends one frame, giving up after the idle timeout. Without deadline
+// support the write runs in a goroutine that outlives a timeout until rw is
+// closed.
+func (c *conn) write(ctx context.Context, m NetworkMessage) error {
+	b, err := AppendFrame(c.buf[:0], m, c.max)
+	if err != nil {
+		return err
+	}
+	c.buf = b
+	if c.dl != nil {
+		c.dl.SetWriteDeadline(time.Now().Add(c.idle))
+		_, err = c.rw.Write(b)
+	} else {
+		done := make(chan error, 1)
+		cp := append([]byte(nil), b...)
+		go func() { _, err := c.rw.Write(cp); done <- err }()
+		t := time.NewTimer(c.idle)
+		defer t.Stop()
+		select {
+		case err = <-done:
+		case <-t.C:
+			err = os.ErrDeadlineExceeded
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("syncproto: send %s: %w", m.Type, ctx.Err())
+		}
+		if isTimeout(err) {
+			return fmt.Errorf("%w: peer stalled: not reading for %v (sending %s)", ErrTimeout, c.idle, m.Type)
+		}
+		return fmt.Errorf("syncproto: send %s: %w", m.Type, err)
+	}
+	c.sent += int64(len(b))
+	c.framesS++
+	return nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// inbound is a frame (or the error that ended reading) from the reader.
+type inbound struct {
+	m   NetworkMessage
+	n   int
+	err error
+}
+
+// inbox is the reader goroutine's unbounded queue, bounded instead by the
+// bytes not yet processed: the protocol keeps an honest peer far below
+// limit, so exceeding it means a flood.
+type inbox struct {
+	mu     sync.Mutex
+	q      []inbound
+	bytes  int
+	limit  int
+	notify chan struct{}
+}
+
+func (b *inbox) push(in inbound) bool {
+	b.mu.Lock()
+	b.q = append(b.q, in)
+	b.bytes += in.n
+	over := b.bytes > b.limit
+	b.mu.Unlock()
+	select {
+	case b.notify <- struct{}{}:
+	default:
+	}
+	return !over
+}
+
+func (b *inbox) pop() (inbound, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.q) == 0 {
+		return inbound{}, false
+	}
+	in := b.q[0]
+	b.q = b.q[1:]
+	b.bytes -= in.n
+	return in, true
+}
+
+// readLoop reads frames into box until an error or a Bye (after which the
+// peer sends nothing).
+func (c *conn) readLoop(box *inbox, done chan<- struct{}) {
+	defer close(done)
+	for {
+		if c.quit.Load() {
+			return
+		}
+		if c.dl != nil {
+			c.dl.SetReadDeadline(time.Now().Add(c.idle))
+			if c.quit.Load() { // abort raced with the line above
+				c.dl.SetReadDeadline(time.Unix(1, 0))
+			}
+		}
+		m, n, err := ReadFrame(c.rw, c.max)
+		if err != nil {
+			box.push(inbound{n: n, err: err})
+			return
+		}
+		if !box.push(inbound{m: m, n: n}) {
+			box.push(inbound{err: fmt.Errorf("%w: peer sent more than %d bytes the session has not processed yet", ErrProtocol, box.limit)})
+			return
+		}
+		if m.Type == TypeBye {
+			return
+		}
+	}
+}
