@@ -300,7 +300,7 @@ func TestVanishMidSyncThenResync(t *testing.T) {
 	a := newStore(t, key(1), 1200, "big")
 	b := newStore(t, key(2), 1, "small")
 	ca, cb := pipePair(t)
-	cut := &cutConn{Conn: cb, left: 100_000, other: ca}
+	cut := &cutConn{Conn: cb, left: 250_000, other: ca}
 	ctx := context.Background()
 	done := make(chan error, 1)
 	go func() { _, err := Sync(ctx, ca, a, Options{IdleTimeout: 5 * time.Second}); done <- err }()
