@@ -196,7 +196,10 @@ func TestStallTimeout(t *testing.T) {
 			ca, cb := tcpPair(t)
 			res := make(chan error, 1)
 			start := time.Now()
-			go func() { _, err := Sync(context.Background(), ca, s, Options{IdleTimeout: 300 * time.Millisecond}); res <- err }()
+			go func() {
+				_, err := Sync(context.Background(), ca, s, Options{IdleTimeout: 300 * time.Millisecond})
+				res <- err
+			}()
 			tc.act(newRawPeer(t, cb))
 			err := <-res
 			if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "stalled") || !strings.Contains(err.Error(), tc.match) {
