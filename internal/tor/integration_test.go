@@ -352,6 +352,7 @@ func TestBridge(t *testing.T) {
 	if len(hops) == 0 {
 		t.Fatal("no built circuits")
 	}
+	t.Logf("%d built circuits, all must start at the bridge %s", len(hops), bridgeFP)
 	for _, h := range hops {
 		if !strings.EqualFold(h, bridgeFP) {
 			t.Errorf("a circuit starts at %s, not at the bridge %s", h, bridgeFP)

@@ -204,14 +204,20 @@ func echo(c net.Conn, msg string) error {
 	return nil
 }
 
+// dialBudget bounds dialOnion's retries: a healthy private network
+// reaches a fresh service in under 5 s, so a minute means it never will.
+const dialBudget = 60 * time.Second
+
 // dialOnion dials addr the way a peer does: while the error is transient
 // (socks.Retryable) it waits and dials again. Right after a first upload
 // the client may get F0 and then does not ask the HSDirs again for a
 // while; newnym, if given, is called after F0 to purge that state
 // (DESIGN.md: "succeeds after NEWNYM + 1 s"). Non-transient errors, and
-// the last error when ctx ends, are returned.
+// the last error after dialBudget, are returned.
 func dialOnion(t *testing.T, ctx context.Context, d *socks.Dialer, addr string, newnym func(context.Context) error) (net.Conn, error) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, dialBudget)
+	defer cancel()
 	for {
 		c, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil || !socks.Retryable(err) || ctx.Err() != nil {
