@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/mmogit/mmogit/internal/memory"
+	"github.com/mmogit/mmogit/internal/syncproto"
+	"github.com/spf13/cobra"
+)
+
+func init() { extraCommands = append(extraCommands, newP2PCmd) }
+
+// newP2PCmd is the reference mmogit's direct mode: the sync protocol over a
+// plain TCP connection, for users who chose direct transport. Peers see
+// each other's IP addresses; use `mmogit tor …` for anonymity.
+func newP2PCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "p2p",
+		Short: "Direct (non-Tor) sync over TCP, as in the reference mmogit; peers see your IP address",
+	}
+	var port int
+	var once bool
+	listen := &cobra.Command{
+		Use:   "listen",
+		Short: "Accept direct sync connections on TCP --port (default 7420)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return p2pListen(ctx, port, once)
+		},
+	}
+	listen.Flags().IntVar(&port, "port", 7420, "TCP port to listen on (0 = any free port)")
+	listen.Flags().StringVar(&listenHost, "host", "0.0.0.0", "address to listen on")
+	listen.Flags().BoolVar(&once, "once", false, "exit after the first sync")
+	connect := &cobra.Command{
+		Use:   "connect HOST:PORT",
+		Short: "Sync directly with a peer listening with `mmogit p2p listen`",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return p2pConnect(cmd.Context(), args[0])
+		},
+	}
+	cmd.AddCommand(listen, connect, newDiscoverCmd("discover"))
+	return cmd
+}
+
+var listenHost string
+
+// p2pResult is what direct sync prints under --json.
+type p2pResult struct {
+	Peer       string  `json:"peer"`
+	Pubkey     string  `json:"pubkey,omitempty"`
+	Sent       int     `json:"sent"`
+	Received   int     `json:"received"`
+	Rejected   int     `json:"rejected"`
+	BytesSent  int64   `json:"bytes_sent"`
+	BytesRecv  int64   `json:"bytes_received"`
+	DurationMs float64 `json:"duration_ms"`
+}
+
+func p2pListen(ctx context.Context, port int, once bool) error {
+	id, st, err := openStore()
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(listenHost, strconv.Itoa(port)))
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	context.AfterFunc(ctx, func() { ln.Close() })
+	fmt.Fprintf(g.stderr, "listening for direct sync on %s (peers see your IP address)\n", ln.Addr())
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			defer c.Close()
+			r, err := directSync(ctx, c, st, id.Private)
+			if err != nil {
+				fmt.Fprintf(g.stderr, "sync with %s failed: %v\n", c.RemoteAddr(), err)
+				return
+			}
+			g.emit(r, func(w io.Writer) { printP2P(w, r) })
+		}()
+		if once {
+			<-done
+			return nil
+		}
+	}
+}
+
+func p2pConnect(ctx context.Context, addr string) error {
+	id, st, err := openStore()
+	if err != nil {
+		return err
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("p2p connect: %q: want HOST:PORT: %w", addr, err)
+	}
+	d := net.Dialer{Timeout: 30 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	r, err := directSync(ctx, c, st, id.Private)
+	if err != nil {
+		return err
+	}
+	return g.emit(r, func(w io.Writer) { printP2P(w, r) })
+}
+
+func directSync(ctx context.Context, c net.Conn, st *memory.Store, priv []byte) (p2pResult, error) {
+	start := time.Now()
+	stats, err := syncproto.Sync(ctx, c, st, syncproto.Options{Identity: priv, RequireAuth: true, Logger: g.log})
+	if err != nil {
+		return p2pResult{}, err
+	}
+	return p2pResult{
+		Peer: c.RemoteAddr().String(), Pubkey: stats.PeerKey,
+		Sent: stats.MessagesSent, Received: stats.Added, Rejected: stats.Rejected,
+		BytesSent: stats.BytesSent, BytesRecv: stats.BytesReceived, DurationMs: ms(time.Since(start)),
+	}, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func printP2P(w io.Writer, r p2pResult) {
+	fmt.Fprintf(w, "synced with %s: received %d, sent %d, rejected %d (%d/%d bytes, %.0f ms)\n",
+		r.Peer, r.Received, r.Sent, r.Rejected, r.BytesRecv, r.BytesSent, r.DurationMs)
+}
+

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/mmogit/mmogit/internal/localapi"
+	"github.com/spf13/cobra"
+)
+
+func init() { extraCommands = append(extraCommands, newSyncCmd, newPeersCmd) }
+
+func newSyncCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "sync [PEER]",
+		Short: "Sync memories with one peer (peer ID, onion address or multiaddr) or with every known peer",
+		Long:  "Exchange signed messages with peers through the running agent. Each side receives only what it lacks; every received message's signature is checked before it is stored." + publicNote,
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			peer := ""
+			if len(args) == 1 {
+				peer = args[0]
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
+			defer cancel()
+			g.infof("syncing...\n")
+			rs, err := apiClient().Sync(ctx, peer)
+			if err != nil {
+				return err
+			}
+			if rs == nil {
+				rs = []localapi.SyncResult{}
+			}
+			failed := 0
+			for _, r := range rs {
+				if r.Error != "" {
+					failed++
+				}
+			}
+			err = g.emit(rs, func(w io.Writer) {
+				if len(rs) == 0 {
+					fmt.Fprintln(w, "no known peers; connect with `mmogit tor connect ADDRESS` or discover with `mmogit tor discover memory_sync`")
+				}
+				for _, r := range rs {
+					if r.Error != "" {
+						fmt.Fprintf(w, "%s  FAILED: %s\n", r.PeerID, r.Error)
+						continue
+					}
+					fmt.Fprintf(w, "%s  received %d, sent %d, rejected %d, %d/%d bytes in %.0f ms\n",
+						r.PeerID, r.Received, r.Sent, r.Rejected, r.BytesRecv, r.BytesSent, r.DurationMs)
+				}
+			})
+			if err == nil && failed > 0 && failed == len(rs) {
+				return &exitError{code: 1}
+			}
+			return err
+		},
+	}
+}
+
+func newPeersCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "peers",
+		Short: "List known peers with their addresses, transport and last-seen time",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ps, err := apiClient().Peers(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if ps == nil {
+				ps = []localapi.Peer{}
+			}
+			return g.emit(ps, func(w io.Writer) {
+				if len(ps) == 0 {
+					fmt.Fprintln(w, "no known peers")
+				}
+				for _, p := range ps {
+					state := "offline"
+					if p.Connected {
+						state = "connected"
+					}
+					seen := "never"
+					if !p.LastSeen.IsZero() {
+						seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
+					}
+					fmt.Fprintf(w, "%s  %-9s %-6s seen %s  %v\n", p.PeerID, state, p.Transport, seen, p.Addrs)
+				}
+			})
+		},
+	}
+}

@@ -1,0 +1,276 @@
+// Package agent is the long-running mmogit process: it owns (or attaches
+// to) tor, publishes the identity's onion service, runs the libp2p host with
+// the transport policy, the DHT with signed advertisements and the memory
+// sync service, and serves the local API. Wiring lives here and only here.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/mmogit/mmogit/internal/config"
+	"github.com/mmogit/mmogit/internal/discovery"
+	"github.com/mmogit/mmogit/internal/identity"
+	"github.com/mmogit/mmogit/internal/localapi"
+	"github.com/mmogit/mmogit/internal/memory"
+	"github.com/mmogit/mmogit/internal/oniontransport"
+	"github.com/mmogit/mmogit/internal/p2p"
+	"github.com/mmogit/mmogit/internal/socks"
+	"github.com/mmogit/mmogit/internal/syncproto"
+)
+
+// SyncProtocol is the libp2p protocol ID of memory sync.
+const SyncProtocol = "/mmogit/sync/1.0.0"
+
+// Options configure an agent.
+type Options struct {
+	// ConfigDir holds the seed, tor.json, messages/, tor-data/, peers.json
+	// and the API socket.
+	ConfigDir string
+	Config    config.Config
+	Identity  *identity.Identity
+	// TestnetTorrc, when set, makes the agent's tor join a private network
+	// (the lines of testnet.Info.ClientTorrc).
+	TestnetTorrc []string
+	// Bootstrap are extra DHT bootstrap peers (onion addresses or multiaddrs).
+	Bootstrap []string
+	Logger    *slog.Logger
+}
+
+// Agent is a running agent. Create with New, then Run.
+type Agent struct {
+	opts  Options
+	id    *identity.Identity
+	log   *slog.Logger
+	store *memory.Store
+	peers *peerBook
+	lock  *lockFile
+	start time.Time
+
+	tor  *torSupervisor // nil in direct mode
+	host *p2p.Host
+	disc *discovery.Discovery
+
+	// onionLn receives the connections tor forwards to our onion service.
+	onionLn net.Listener
+
+	stop     context.CancelFunc
+	stopOnce sync.Once
+
+	mu        sync.Mutex // mu guards the fields below
+	services  []string
+	lastErr   string
+	advertCtx context.CancelFunc
+}
+
+// New checks the config dir, takes the agent lock and opens the store.
+// Nothing networked starts before Run.
+func New(opts Options) (*Agent, error) {
+	if opts.Identity == nil {
+		return nil, errors.New("agent: no identity")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := checkDirPerms(opts.ConfigDir); err != nil {
+		return nil, err
+	}
+	lock, err := acquireLock(opts.ConfigDir)
+	if err != nil {
+		return nil, err
+	}
+	st, err := memory.Open(filepath.Join(opts.ConfigDir, "messages"))
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	pb, err := loadPeerBook(opts.ConfigDir)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
+	return &Agent{
+		opts: opts, id: opts.Identity, log: opts.Logger, store: st, peers: pb, lock: lock,
+		start: time.Now(), services: opts.Config.Services,
+	}, nil
+}
+
+// checkDirPerms refuses a config dir others can write into or read: it
+// holds the seed and the API socket.
+func checkDirPerms(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("agent: config dir: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("agent: config dir %s has mode %04o; it holds your seed and the agent socket: run `chmod 700 %s`", dir, fi.Mode().Perm(), dir)
+	}
+	return nil
+}
+
+func (a *Agent) mode() config.Transport { return a.opts.Config.Transport }
+
+// Run starts everything and serves until ctx ends or Shutdown is called.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.lock.release()
+	ctx, cancel := context.WithCancel(ctx)
+	a.stop = cancel
+	defer cancel()
+
+	api := localapi.NewServer(a, a.log)
+	if err := api.Listen(a.opts.ConfigDir); err != nil {
+		return err
+	}
+	apiDone := make(chan error, 1)
+	go func() { apiDone <- api.Serve(ctx) }()
+
+	err := a.run(ctx)
+	cancel()
+	<-apiDone
+	a.shutdown()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+func (a *Agent) run(ctx context.Context) error {
+	var onionCfg *p2p.OnionListener
+	if a.mode() != config.Direct {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("agent: onion listener: %w", err)
+		}
+		a.onionLn = ln
+		onionCfg = &p2p.OnionListener{Listener: ln, Address: a.id.OnionAddress(), Port: a.opts.Config.Tor.OnionPort}
+		a.tor = newTorSupervisor(a)
+		if err := a.tor.start(ctx); err != nil {
+			return err
+		}
+	}
+	h, err := p2p.New(ctx, a.hostConfig(onionCfg))
+	if err != nil {
+		return err
+	}
+	a.host = h
+	h.Host().SetStreamHandler(SyncProtocol, a.handleSync)
+
+	bootstrap, err := a.bootstrapPeers()
+	if err != nil {
+		return err
+	}
+	d, err := discovery.New(h.Host(), a.id, discovery.Options{Bootstrap: bootstrap, Logger: a.log})
+	if err != nil {
+		return err
+	}
+	a.disc = d
+	go a.bootstrapLoop(ctx, bootstrap)
+	if len(a.services) > 0 {
+		go a.keepAdvertising(ctx)
+	}
+	if a.tor != nil {
+		go a.tor.supervise(ctx)
+	}
+	a.log.Info("agent running", "peer", a.id.PeerID(), "onion", a.id.OnionAddress(), "transport", a.mode())
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (a *Agent) hostConfig(onionCfg *p2p.OnionListener) p2p.Config {
+	c := a.opts.Config
+	pc := p2p.Config{
+		Identity:      a.id,
+		Mode:          p2p.Mode(c.Transport),
+		Onion:         onionCfg,
+		HybridTimeout: c.HybridTimeout.D(),
+		Logger:        a.log,
+	}
+	if c.Transport != config.Tor {
+		pc.ListenTCP = c.Listen
+	}
+	if a.tor != nil {
+		pc.OnionDialer = a.onionDialer
+	}
+	for k, t := range c.PeerTransport {
+		id, err := resolvePeerKey(k)
+		if err != nil {
+			a.log.Warn("ignoring peer_transport entry", "peer", k, "err", err)
+			continue
+		}
+		if pc.PeerModes == nil {
+			pc.PeerModes = map[peer.ID]p2p.Mode{}
+		}
+		pc.PeerModes[id] = p2p.Mode(t)
+	}
+	return pc
+}
+
+// onionDialer gives every peer its own SOCKS credentials (tor stream
+// isolation) and always uses the current tor's SOCKS port, which changes
+// when tor is restarted.
+func (a *Agent) onionDialer(p peer.ID) oniontransport.ContextDialer {
+	d := &socks.Dialer{ProxyAddr: a.tor.socksAddr(), Timeout: 90 * time.Second}
+	return d.ForPeer(p.String())
+}
+
+func (a *Agent) setErr(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err == nil {
+		a.lastErr = ""
+		return
+	}
+	a.lastErr = err.Error()
+}
+
+func (a *Agent) shutdown() {
+	if a.disc != nil {
+		a.disc.Close()
+	}
+	if a.host != nil {
+		a.host.Close()
+	}
+	if a.tor != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		a.tor.stop(ctx)
+		cancel()
+	}
+	if a.onionLn != nil {
+		a.onionLn.Close()
+	}
+}
+
+// Shutdown implements localapi.Backend.
+func (a *Agent) Shutdown() {
+	a.stopOnce.Do(func() {
+		if a.stop != nil {
+			// Reply to the API call first, then stop.
+			go func() { time.Sleep(50 * time.Millisecond); a.stop() }()
+		}
+	})
+}
+
+func (a *Agent) handleSync(s network.Stream) {
+	defer s.Close()
+	remote := s.Conn().RemotePeer()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	st, err := syncproto.Sync(ctx, s, a.store, a.syncOptions(remote))
+	if err != nil {
+		a.log.Warn("inbound sync failed", "peer", remote, "err", err)
+		s.Reset()
+		return
+	}
+	a.rememberPeer(remote)
+	a.peers.touch(remote, true)
+	a.log.Info("inbound sync", "peer", remote, "received", st.Added, "sent", st.MessagesSent, "rejected", st.Rejected)
+}

@@ -1,0 +1,458 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/mmogit/mmogit/internal/config"
+	"github.com/mmogit/mmogit/internal/discovery"
+	"github.com/mmogit/mmogit/internal/identity"
+	"github.com/mmogit/mmogit/internal/localapi"
+	"github.com/mmogit/mmogit/internal/onion"
+	"github.com/mmogit/mmogit/internal/oniontransport"
+	"github.com/mmogit/mmogit/internal/socks"
+	"github.com/mmogit/mmogit/internal/syncproto"
+)
+
+var _ localapi.Backend = (*Agent)(nil)
+
+// kindError gives an error a machine-readable kind for the API.
+type kindError struct {
+	kind string
+	err  error
+}
+
+func (e *kindError) Error() string { return e.err.Error() }
+func (e *kindError) Unwrap() error { return e.err }
+func (e *kindError) Kind() string  { return e.kind }
+
+// classify names the kind of a dial or sync error so the CLI and agents
+// can branch on it (and know whether retrying soon makes sense).
+func classify(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, socks.ErrDaemonNotRunning):
+		return "tor_not_running"
+	case errors.Is(err, socks.ErrOnionServiceUnreachable):
+		return "onion_unreachable"
+	case errors.Is(err, socks.ErrOnionAuth):
+		return "onion_auth"
+	case errors.Is(err, socks.ErrBadAddress):
+		return "bad_address"
+	case errors.Is(err, socks.ErrCircuitBuildFailed):
+		return "circuit_failed"
+	case errors.Is(err, socks.ErrSocksProxy):
+		return "socks_error"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	}
+	return "error"
+}
+
+func wrapKind(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &kindError{kind: classify(err), err: err}
+}
+
+// Status implements localapi.Backend.
+func (a *Agent) Status(ctx context.Context) localapi.Status {
+	st := localapi.Status{
+		PID: os.Getpid(), PeerID: a.id.PeerID().String(), Pubkey: a.id.PubHex(),
+		OnionAddress: a.id.OnionAddress(), Transport: string(a.mode()),
+		StartedAt: a.start, PeersKnown: len(a.peers.list()),
+	}
+	a.mu.Lock()
+	st.Services = append([]string{}, a.services...)
+	st.Error = a.lastErr
+	a.mu.Unlock()
+	if a.tor != nil {
+		ts := a.tor.status()
+		st.BootstrapProgress = ts.boot.Progress
+		st.BootstrapSummary = ts.boot.Summary
+		st.BootstrapWarning = ts.boot.Warning
+		st.Published, st.PublishedAt = ts.published, ts.publishedAt
+		st.PoW, st.TorVersion, st.TorRestarts = ts.pow, ts.version, ts.restarts
+	}
+	if a.host != nil {
+		for _, m := range a.host.Addrs() {
+			st.Listen = append(st.Listen, m.String())
+		}
+		st.PeersConnected = len(a.host.Host().Network().Peers())
+		st.Ready = a.mode() == config.Direct || st.Published
+	}
+	return st
+}
+
+// Connect implements localapi.Backend.
+func (a *Agent) Connect(ctx context.Context, req localapi.ConnectRequest) (localapi.ConnectResult, error) {
+	if a.host == nil {
+		return localapi.ConnectResult{}, errors.New("agent: still starting")
+	}
+	ai, onionHost, err := parseTarget(req.Target)
+	if err != nil {
+		return localapi.ConnectResult{}, &kindError{kind: "bad_address", err: err}
+	}
+	start := time.Now()
+	if err := a.connect(ctx, ai, onionHost); err != nil {
+		return localapi.ConnectResult{}, wrapKind(err)
+	}
+	connectDur := time.Since(start)
+	rtt, err := a.host.Ping(ctx, ai.ID)
+	if err != nil {
+		return localapi.ConnectResult{}, wrapKind(fmt.Errorf("agent: ping %s: %w", ai.ID, err))
+	}
+	res := localapi.ConnectResult{PeerID: ai.ID.String(), RTTMillis: ms(rtt), ConnectMs: ms(connectDur)}
+	if conns := a.host.Host().Network().ConnsToPeer(ai.ID); len(conns) > 0 {
+		res.Addr = conns[0].RemoteMultiaddr().String()
+		res.Transport = "direct"
+		if oniontransport.IsOnion(conns[0].RemoteMultiaddr()) || a.mode() == config.Tor {
+			res.Transport = "tor"
+		}
+	}
+	return res, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// connect dials a peer (addresses from ai or the peer book) and records it.
+func (a *Agent) connect(ctx context.Context, ai peer.AddrInfo, onionHost string) error {
+	if ai.ID == a.id.PeerID() {
+		return errors.New("agent: that is this agent's own address")
+	}
+	if len(ai.Addrs) == 0 {
+		known, ok := a.peers.addrInfo(ai.ID)
+		if !ok || len(known.Addrs) == 0 {
+			ai.Addrs = a.host.Host().Peerstore().Addrs(ai.ID)
+		} else {
+			ai.Addrs = known.Addrs
+		}
+		if len(ai.Addrs) == 0 {
+			return fmt.Errorf("agent: no known address for %s; give its onion address or multiaddr", ai.ID)
+		}
+	}
+	if err := a.host.Connect(ctx, ai); err != nil {
+		return err
+	}
+	a.peers.add(ai, onionHost)
+	a.peers.touch(ai.ID, false)
+	return nil
+}
+
+// rememberPeer stores the announced addresses of a connected peer.
+func (a *Agent) rememberPeer(id peer.ID) {
+	var addrs []ma.Multiaddr
+	for _, m := range a.host.Host().Peerstore().Addrs(id) {
+		if oniontransport.IsOnion(m) || a.peerMode(id) != config.Tor {
+			addrs = append(addrs, m)
+		}
+	}
+	onionHost := ""
+	if pub, err := identity.PublicFromPeerID(id); err == nil {
+		onionHost = onion.Hostname(pub)
+	}
+	a.peers.add(peer.AddrInfo{ID: id, Addrs: addrs}, onionHost)
+}
+
+// syncOptions are the sync protocol settings the agent uses.
+// The peer is already authenticated by libp2p's Noise handshake; the sync
+// hello must name the same key, so a peer cannot relay another's identity.
+func (a *Agent) syncOptions(remote peer.ID) syncproto.Options {
+	o := syncproto.Options{Identity: a.id.Private, RequireAuth: true, Logger: a.log}
+	if pub, err := identity.PublicFromPeerID(remote); err == nil {
+		o.ExpectPeer = pub
+	}
+	return o
+}
+
+// Sync implements localapi.Backend.
+func (a *Agent) Sync(ctx context.Context, req localapi.SyncRequest) ([]localapi.SyncResult, error) {
+	if a.host == nil {
+		return nil, errors.New("agent: still starting")
+	}
+	var targets []peer.AddrInfo
+	onionHosts := map[peer.ID]string{}
+	if req.Peer != "" {
+		ai, oh, err := parseTarget(req.Peer)
+		if err != nil {
+			return nil, &kindError{kind: "bad_address", err: err}
+		}
+		targets = append(targets, ai)
+		onionHosts[ai.ID] = oh
+	} else {
+		for _, r := range a.peers.list() {
+			id, err := peer.Decode(r.PeerID)
+			if err != nil {
+				continue
+			}
+			ai, _ := a.peers.addrInfo(id)
+			targets = append(targets, ai)
+		}
+	}
+	results := make([]localapi.SyncResult, len(targets))
+	var wg sync.WaitGroup
+	for i, ai := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = a.syncOne(ctx, ai, onionHosts[ai.ID])
+		}()
+	}
+	wg.Wait()
+	sort.Slice(results, func(i, j int) bool { return results[i].PeerID < results[j].PeerID })
+	return results, nil
+}
+
+// syncOne connects to one peer (retrying transient onion failures with
+// backoff) and runs the sync protocol on a new stream.
+func (a *Agent) syncOne(ctx context.Context, ai peer.AddrInfo, onionHost string) localapi.SyncResult {
+	res := localapi.SyncResult{PeerID: ai.ID.String()}
+	start := time.Now()
+	fail := func(err error) localapi.SyncResult {
+		res.Error, res.ErrorKind = err.Error(), classify(err)
+		res.RetryAfterMs = socks.RetryAfter(err).Milliseconds()
+		res.DurationMs = ms(time.Since(start))
+		a.log.Warn("sync failed", "peer", ai.ID, "err", err)
+		return res
+	}
+	if err := a.connectRetry(ctx, ai, onionHost); err != nil {
+		return fail(err)
+	}
+	s, err := a.host.Host().NewStream(network.WithAllowLimitedConn(ctx, "sync"), ai.ID, SyncProtocol)
+	if err != nil {
+		return fail(fmt.Errorf("agent: open sync stream to %s: %w", ai.ID, err))
+	}
+	defer s.Close()
+	st, err := syncproto.Sync(ctx, s, a.store, a.syncOptions(ai.ID))
+	if err != nil {
+		s.Reset()
+		return fail(err)
+	}
+	a.peers.touch(ai.ID, true)
+	res.Sent, res.Received, res.Rejected = st.MessagesSent, st.Added, st.Rejected
+	res.BytesSent, res.BytesRecv = st.BytesSent, st.BytesReceived
+	res.DurationMs = ms(time.Since(start))
+	return res
+}
+
+// connectRetry retries what socks says is worth retrying (an onion
+// descriptor that was just uploaded, a failed introduction) a few times.
+func (a *Agent) connectRetry(ctx context.Context, ai peer.AddrInfo, onionHost string) error {
+	if a.host.Host().Network().Connectedness(ai.ID) == network.Connected {
+		return nil
+	}
+	var err error
+	for attempt := range 4 {
+		if err = a.connect(ctx, ai, onionHost); err == nil {
+			return nil
+		}
+		wait := socks.RetryAfter(err)
+		if wait <= 0 {
+			return err
+		}
+		wait = wait << attempt
+		a.log.Info("peer unreachable, retrying", "peer", ai.ID, "err", err, "in", wait)
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	return err
+}
+
+// Peers implements localapi.Backend.
+func (a *Agent) Peers(ctx context.Context) ([]localapi.Peer, error) {
+	var out []localapi.Peer
+	for _, r := range a.peers.list() {
+		p := localapi.Peer{PeerID: r.PeerID, OnionAddress: r.OnionAddress, Addrs: r.Addrs, LastSeen: r.LastSeen, Services: r.Services}
+		if id, err := peer.Decode(r.PeerID); err == nil && a.host != nil {
+			conns := a.host.Host().Network().ConnsToPeer(id)
+			p.Connected = len(conns) > 0
+			p.Transport = string(a.peerMode(id))
+			if p.Connected {
+				if oniontransport.IsOnion(conns[0].RemoteMultiaddr()) || a.mode() == config.Tor {
+					p.Transport = "tor"
+				} else {
+					p.Transport = "direct"
+				}
+			}
+		}
+		if p.Addrs == nil {
+			p.Addrs = []string{}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (a *Agent) peerMode(id peer.ID) config.Transport {
+	for k, t := range a.opts.Config.PeerTransport {
+		if pid, err := resolvePeerKey(k); err == nil && pid == id {
+			return t
+		}
+	}
+	return a.mode()
+}
+
+// Advertise implements localapi.Backend.
+func (a *Agent) Advertise(ctx context.Context, req localapi.AdvertiseRequest) (localapi.Advertisement, error) {
+	if a.disc == nil {
+		return localapi.Advertisement{}, errors.New("agent: still starting")
+	}
+	services, err := discovery.NormalizeServices(req.Services)
+	if err != nil {
+		return localapi.Advertisement{}, &kindError{kind: "bad_request", err: err}
+	}
+	ad, err := a.disc.Advertise(ctx, services, a.directAddrs())
+	if err != nil {
+		return localapi.Advertisement{}, wrapKind(err)
+	}
+	a.mu.Lock()
+	a.services = services
+	a.mu.Unlock()
+	return apiAd(ad, time.Now()), nil
+}
+
+// directAddrs are the TCP addresses an advertisement may carry: none in
+// tor-only mode, so no advertisement ever reveals an IP address.
+func (a *Agent) directAddrs() []string {
+	if a.mode() == config.Tor {
+		return nil
+	}
+	var out []string
+	for _, m := range a.host.Addrs() {
+		if !oniontransport.IsOnion(m) {
+			out = append(out, m.String())
+		}
+	}
+	return out
+}
+
+func apiAd(ad discovery.Advertisement, now time.Time) localapi.Advertisement {
+	pid, _ := identity.PeerIDFromPublic(ad.PubKey)
+	return localapi.Advertisement{
+		Pubkey: fmt.Sprintf("%x", []byte(ad.PubKey)), OnionAddress: ad.OnionAddress, PeerID: pid.String(),
+		Services: ad.Services, Addrs: ad.Addrs, Seq: ad.Seq, Timestamp: ad.Timestamp, Expires: ad.Expires,
+		AgeSeconds: now.Sub(ad.Timestamp).Seconds(),
+	}
+}
+
+// Discover implements localapi.Backend.
+func (a *Agent) Discover(ctx context.Context, service string) (localapi.DiscoverResult, error) {
+	if a.disc == nil {
+		return localapi.DiscoverResult{}, errors.New("agent: still starting")
+	}
+	start := time.Now()
+	res, err := a.disc.Discover(ctx, service)
+	if err != nil {
+		return localapi.DiscoverResult{}, wrapKind(err)
+	}
+	out := localapi.DiscoverResult{Service: service, Dropped: res.Dropped, Ads: []localapi.Advertisement{}}
+	for _, e := range res.DropErrors {
+		out.DropErrors = append(out.DropErrors, e.Error())
+	}
+	now := time.Now()
+	for _, ad := range res.Ads {
+		api := apiAd(ad, now)
+		out.Ads = append(out.Ads, api)
+		// Remember what we found so a later `sync` reaches it.
+		if ai, oh, err := parseTarget(ad.OnionAddress); err == nil {
+			if a.mode() != config.Tor {
+				for _, s := range ad.Addrs {
+					if m, err := ma.NewMultiaddr(s); err == nil {
+						ai.Addrs = append(ai.Addrs, m)
+					}
+				}
+			}
+			a.peers.add(ai, oh)
+			a.peers.setServices(ai.ID, ad.Services)
+		}
+	}
+	out.DurationMs = ms(time.Since(start))
+	return out, nil
+}
+
+// bootstrapPeers parses the configured and flagged bootstrap peers.
+func (a *Agent) bootstrapPeers() ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range append(append([]string{}, a.opts.Config.Bootstrap...), a.opts.Bootstrap...) {
+		ai, oh, err := parseTarget(s)
+		if err != nil {
+			return nil, fmt.Errorf("agent: bootstrap peer: %w", err)
+		}
+		if ai.ID == a.id.PeerID() {
+			continue
+		}
+		a.peers.add(ai, oh)
+		out = append(out, ai)
+	}
+	return out, nil
+}
+
+// bootstrapLoop connects to the bootstrap peers (and known peers) until
+// the DHT has someone to talk to, retrying with backoff.
+func (a *Agent) bootstrapLoop(ctx context.Context, bootstrap []peer.AddrInfo) {
+	backoff := 2 * time.Second
+	for ctx.Err() == nil {
+		err := a.disc.Bootstrap(ctx, bootstrap)
+		if err == nil && len(a.host.Host().Network().Peers()) > 0 {
+			return
+		}
+		if len(bootstrap) == 0 {
+			return
+		}
+		a.log.Info("dht bootstrap incomplete, retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+// keepAdvertising publishes the configured services once the DHT has peers
+// and keeps them published.
+func (a *Agent) keepAdvertising(ctx context.Context) {
+	a.mu.Lock()
+	services := a.services
+	a.mu.Unlock()
+	for ctx.Err() == nil {
+		if _, err := a.disc.Advertise(ctx, services, a.directAddrs()); err == nil {
+			break
+		} else {
+			a.log.Info("advertise failed, retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+	if err := a.disc.Run(ctx); err != nil && ctx.Err() == nil {
+		a.log.Warn("advertisement republishing stopped", "err", err)
+	}
+}
+
+// dropOnionConns closes connections that went through a tor that died.
+func (a *Agent) dropOnionConns() {
+	if a.host == nil {
+		return
+	}
+	for _, c := range a.host.Host().Network().Conns() {
+		if oniontransport.IsOnion(c.RemoteMultiaddr()) || a.mode() == config.Tor {
+			c.Close()
+		}
+	}
+}

@@ -1,0 +1,189 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mmogit/mmogit/internal/tor"
+	"github.com/mmogit/mmogit/internal/torctl"
+)
+
+// torSupervisor starts (or attaches to) tor, publishes the onion service,
+// and when tor dies, restarts it and republishes.
+type torSupervisor struct {
+	a *Agent
+
+	mu          sync.Mutex // mu guards the fields below
+	d           *tor.Daemon
+	svc         *tor.Service
+	boot        torctl.BootstrapStatus
+	published   bool
+	publishedAt time.Time
+	restarts    int
+}
+
+func newTorSupervisor(a *Agent) *torSupervisor { return &torSupervisor{a: a} }
+
+func (t *torSupervisor) socksAddr() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.d == nil {
+		return ""
+	}
+	return t.d.SocksAddr()
+}
+
+func (t *torSupervisor) progress(st torctl.BootstrapStatus) {
+	t.mu.Lock()
+	t.boot = st
+	t.mu.Unlock()
+	t.a.log.Info("tor bootstrap", "progress", st.Progress, "summary", st.Summary)
+}
+
+// launch starts or attaches to tor and waits for bootstrap.
+func (t *torSupervisor) launch(ctx context.Context) (*tor.Daemon, error) {
+	c := t.a.opts.Config.Tor
+	if c.Attach != nil {
+		return tor.Attach(ctx, tor.AttachConfig{
+			ControlAddr: c.Attach.Control, SocksAddr: c.Attach.Socks,
+			CookiePath: c.Attach.CookiePath, Password: c.Attach.Password,
+			Progress: t.progress,
+		})
+	}
+	dataDir := filepath.Join(t.a.opts.ConfigDir, "tor-data")
+	// PidFile lets tools (and tests) find the agent's own tor.
+	extra := []string{"PidFile " + filepath.Join(dataDir, "tor.pid")}
+	extra = append(extra, t.a.opts.TestnetTorrc...)
+	extra = append(extra, c.ExtraTorrc...)
+	return tor.Start(ctx, tor.Config{
+		TorPath:          c.Binary,
+		DataDir:          dataDir,
+		ExtraTorrc:       extra,
+		UseBridges:       c.UseBridges,
+		Bridges:          c.Bridges,
+		Obfs4Proxy:       c.Obfs4Proxy,
+		BootstrapTimeout: c.BootstrapTimeout.D(),
+		Progress:         t.progress,
+	})
+}
+
+// start brings tor up and publishes the onion service; it returns once
+// the service is published.
+func (t *torSupervisor) start(ctx context.Context) error {
+	d, err := t.launch(ctx)
+	if err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.d = d
+	t.mu.Unlock()
+	return t.publish(ctx)
+}
+
+func (t *torSupervisor) publish(ctx context.Context) error {
+	t.mu.Lock()
+	d := t.d
+	t.published = false
+	t.mu.Unlock()
+	c := t.a.opts.Config.Tor
+	svc, err := d.Publish(ctx, tor.ServiceConfig{
+		Key:         t.a.id.Private,
+		VirtualPort: c.OnionPort,
+		Target:      t.a.onionLn.Addr().String(),
+		PoW:         c.PoW,
+	})
+	if err != nil {
+		return fmt.Errorf("agent: publish onion service: %w", err)
+	}
+	t.mu.Lock()
+	t.svc = svc
+	t.mu.Unlock()
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if err := svc.WaitPublished(wctx); err != nil {
+		return fmt.Errorf("agent: onion service not published: %w", err)
+	}
+	t.mu.Lock()
+	t.published, t.publishedAt = true, time.Now()
+	t.mu.Unlock()
+	t.a.log.Info("onion service published", "address", t.a.id.OnionAddress())
+	return nil
+}
+
+// supervise restarts tor when it exits, with backoff, until ctx ends.
+func (t *torSupervisor) supervise(ctx context.Context) {
+	backoff := time.Second
+	for {
+		t.mu.Lock()
+		d := t.d
+		t.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.Done():
+		}
+		t.mu.Lock()
+		t.published = false
+		t.boot = torctl.BootstrapStatus{}
+		t.mu.Unlock()
+		t.a.log.Warn("tor exited; restarting", "err", d.Err())
+		t.a.setErr(fmt.Errorf("tor exited (%v); restarting", d.Err()))
+		for ctx.Err() == nil {
+			err := t.start(ctx)
+			if err == nil {
+				t.mu.Lock()
+				t.restarts++
+				t.mu.Unlock()
+				t.a.setErr(nil)
+				backoff = time.Second
+				// Connections through the old tor are dead; drop them so
+				// the next dial builds fresh circuits.
+				t.a.dropOnionConns()
+				break
+			}
+			t.a.log.Warn("tor restart failed", "err", err, "retry_in", backoff)
+			t.a.setErr(err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+		}
+	}
+}
+
+func (t *torSupervisor) stop(ctx context.Context) {
+	t.mu.Lock()
+	d := t.d
+	t.mu.Unlock()
+	if d != nil {
+		d.Stop(ctx)
+	}
+}
+
+// torStatus is a snapshot for the API.
+type torStatus struct {
+	boot        torctl.BootstrapStatus
+	published   bool
+	publishedAt time.Time
+	restarts    int
+	version     string
+	pow         bool
+}
+
+func (t *torSupervisor) status() torStatus {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := torStatus{boot: t.boot, published: t.published, publishedAt: t.publishedAt, restarts: t.restarts}
+	if t.d != nil {
+		s.version = t.d.Version().String()
+	}
+	if t.svc != nil {
+		s.pow = t.svc.PoWEnabled
+	}
+	return s
+}
