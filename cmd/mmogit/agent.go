@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -52,6 +53,12 @@ func newAgentCmd() *cobra.Command {
 }
 
 func runAgent(ctx context.Context, a agentRunArgs) error {
+	// Everything the agent and its tor write (logs, state, keys) is private.
+	syscall.Umask(0o077)
+	if g.verbose == 0 {
+		// The agent's log is its record of what happened: info by default.
+		g.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
 	id, err := identity.Load(g.configDir)
 	if err != nil {
 		return err

@@ -174,7 +174,6 @@ func runDemo(ctx context.Context, a demoArgs) (err error) {
 				if r.Error != "" && err == nil {
 					err = fmt.Errorf("%s: sync with %s: %s", ag.Name, r.PeerID, r.Error)
 				}
-				rows[i].Received += r.Received
 				rows[i].Rejected += r.Rejected
 			}
 			rows[i].SyncSeconds = time.Since(t).Seconds()
@@ -203,9 +202,13 @@ func runDemo(ctx context.Context, a demoArgs) (err error) {
 			return err
 		}
 		rows[i].Total = len(all)
+		rows[i].Received = 0
 		for _, e := range all {
 			if e.Valid {
 				rows[i].Valid++
+				if e.Message.Author != ag.ID.PubHex() {
+					rows[i].Received++
+				}
 			}
 		}
 		if rows[i].Valid != 2*len(agents) {
