@@ -10,6 +10,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
+	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage"
 )
 
@@ -17,7 +19,7 @@ import (
 // lands in a temporary file renamed into place) and remembers them so they
 // can be fsynced before the branch ref moves.
 type objectWriter struct {
-	st      storage.Storer
+	st      storer.EncodedObjectStorer // where new objects go
 	gitDir  string
 	written []plumbing.Hash
 }
@@ -103,6 +105,7 @@ func sortEntries(es []object.TreeEntry) {
 // which is what makes Add idempotent under the branch lock.
 type treeEdit struct {
 	w     *objectWriter
+	read  storer.EncodedObjectStorer // where existing trees are read from
 	added []string
 }
 
@@ -176,9 +179,40 @@ func (te *treeEdit) entries(h plumbing.Hash) ([]object.TreeEntry, error) {
 	if h.IsZero() {
 		return nil, nil
 	}
-	t, err := object.GetTree(te.w.st, h)
+	t, err := object.GetTree(te.read, h)
 	if err != nil {
 		return nil, fmt.Errorf("memory: read tree %s: %w", h, err)
 	}
 	return append([]object.TreeEntry(nil), t.Entries...), nil
+}
+
+// writePack stores the objects staged in w (an in-memory storer) into st as
+// one packfile and fsyncs it. Creating files is the slow part of loose
+// objects on many filesystems, so bulk imports go through a pack: two files
+// instead of one per object. go-git writes the pack and its index to
+// temporary files and renames them into place, so a crash leaves no partial
+// pack behind.
+func writePack(st storage.Storer, w *objectWriter) error {
+	pfw, ok := st.(storer.PackfileWriter)
+	if !ok {
+		return fmt.Errorf("memory: storage cannot write packfiles")
+	}
+	out, err := pfw.PackfileWriter()
+	if err != nil {
+		return fmt.Errorf("memory: start packfile: %w", err)
+	}
+	h, err := packfile.NewEncoder(out, w.st, false).Encode(w.written, 0)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("memory: write packfile: %w", err)
+	}
+	dir := filepath.Join(w.gitDir, "objects", "pack")
+	for _, ext := range []string{".pack", ".idx"} {
+		if err := syncPath(filepath.Join(dir, "pack-"+h.String()+ext)); err != nil {
+			return fmt.Errorf("memory: sync packfile: %w", err)
+		}
+	}
+	return syncPath(dir)
 }

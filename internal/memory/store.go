@@ -18,6 +18,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage"
+	gitmem "github.com/go-git/go-git/v5/storage/memory"
 )
 
 // BranchPrefix is the prefix of every author branch.
@@ -198,6 +199,10 @@ func (s *Store) Add(ctx context.Context, msgs []Message) (AddResult, error) {
 	return res, nil
 }
 
+// packThreshold is the number of new files from which a commit's objects
+// are written as one packfile rather than as loose objects.
+const packThreshold = 8
+
 // commit adds files to branch in one commit under the repository lock and
 // returns how many were new. Nothing is committed if none was new.
 func (s *Store) commit(ctx context.Context, branch string, files map[string][]byte, msg string) (int, error) {
@@ -208,7 +213,23 @@ func (s *Store) commit(ctx context.Context, branch string, files map[string][]by
 	defer unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n, err := s.commitLocked(branch, files, msg)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		// Another process (or git gc) wrote a packfile this storage has
+		// not indexed yet.
+		s.reindexLocked()
+		n, err = s.commitLocked(branch, files, msg)
+	}
+	return n, err
+}
 
+func (s *Store) reindexLocked() {
+	if r, ok := s.st.(interface{ Reindex() }); ok {
+		r.Reindex()
+	}
+}
+
+func (s *Store) commitLocked(branch string, files map[string][]byte, msg string) (int, error) {
 	ref := plumbing.NewBranchReferenceName(branch)
 	var parent, root plumbing.Hash
 	switch r, err := s.st.Reference(ref); {
@@ -222,8 +243,12 @@ func (s *Store) commit(ctx context.Context, branch string, files map[string][]by
 		}
 		parent, root = c.Hash, c.TreeHash
 	}
+	packed := len(files) >= packThreshold
 	w := &objectWriter{st: s.st, gitDir: s.gitDir}
-	te := &treeEdit{w: w}
+	if packed {
+		w.st = gitmem.NewStorage()
+	}
+	te := &treeEdit{w: w, read: s.st}
 	tree, err := te.apply(root, files)
 	if err != nil {
 		return 0, err
@@ -241,7 +266,12 @@ func (s *Store) commit(ctx context.Context, branch string, files map[string][]by
 	if err != nil {
 		return 0, fmt.Errorf("write commit: %w", err)
 	}
-	if err := w.sync(); err != nil {
+	if packed {
+		err = writePack(s.st, w)
+	} else {
+		err = w.sync()
+	}
+	if err != nil {
 		return 0, fmt.Errorf("sync objects: %w", err)
 	}
 	if err := s.writeRef(ref, ch); err != nil {
@@ -299,6 +329,10 @@ func (s *Store) All(ctx context.Context) ([]Entry, error) {
 			return nil, fmt.Errorf("memory: list: %w", err)
 		}
 		es, err := s.scanBranchLocked(r)
+		if errors.Is(err, plumbing.ErrObjectNotFound) {
+			s.reindexLocked() // packed by another process since we looked
+			es, err = s.scanBranchLocked(r)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -298,7 +298,7 @@ func TestCrashLeavesBranchIntact(t *testing.T) {
 	m, _ := s.Post(ctx, testKey(t), "before crash")
 	// Write an orphan blob the way a half-done post would, then "crash".
 	w := &objectWriter{st: s.st, gitDir: s.gitDir}
-	te := &treeEdit{w: w}
+	te := &treeEdit{w: w, read: s.st}
 	if _, err := te.apply(plumbing.ZeroHash, map[string][]byte{"ab/orphan.json": []byte("{}")}); err != nil {
 		t.Fatal(err)
 	}
@@ -322,4 +322,36 @@ func TestOpenCancelledLock(t *testing.T) {
 	if _, err := s2.Post(ctx, testKey(t), "blocked"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Post under a held lock = %v, want deadline exceeded", err)
 	}
+}
+
+// TestPackedAddSeenByOtherInstance: a bulk Add writes a packfile; another
+// Store that indexed the packs earlier must still find the new objects.
+func TestPackedAddSeenByOtherInstance(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	s2, _ := Open(s.Dir())
+	if _, err := s.Add(ctx, []Message{Sign(otherKey(t, 3), "first", time.Unix(1, 0))}); err != nil {
+		t.Fatal(err)
+	}
+	if es, err := s2.All(ctx); err != nil || len(es) != 1 { // indexes packs now
+		t.Fatalf("All = %v, %v", es, err)
+	}
+	var msgs []Message
+	for i := range 3 * packThreshold {
+		msgs = append(msgs, Sign(otherKey(t, 3), fmt.Sprintf("bulk %d", i), time.Unix(int64(10+i), 0)))
+	}
+	if res, err := s.Add(ctx, msgs); err != nil || res.Added != len(msgs) {
+		t.Fatalf("Add = %+v, %v", res, err)
+	}
+	if packs, _ := filepath.Glob(filepath.Join(s.Dir(), ".git/objects/pack/*.pack")); len(packs) != 1 {
+		t.Fatalf("packs: %v", packs)
+	}
+	es, err := s2.All(ctx)
+	if err != nil || len(es) != 1+len(msgs) {
+		t.Fatalf("other instance: %d entries, %v", len(es), err)
+	}
+	if _, err := s2.Post(ctx, otherKey(t, 3), "on top of the pack"); err != nil {
+		t.Fatal(err)
+	}
+	fsck(t, s.Dir())
 }
