@@ -66,6 +66,11 @@ type Agent struct {
 	stop     context.CancelFunc
 	stopOnce sync.Once
 
+	// syncIdle overrides the sync protocol's idle timeout for inbound and
+	// outbound sessions (zero: syncproto.DefaultIdle). Tests shorten it to
+	// watch a stalled peer get cut off; it must be set before Run.
+	syncIdle time.Duration
+
 	mu        sync.Mutex // mu guards the fields below
 	services  []string
 	lastErr   string

@@ -168,7 +168,7 @@ func (a *Agent) rememberPeer(id peer.ID) {
 // The peer is already authenticated by libp2p's Noise handshake; the sync
 // hello must name the same key, so a peer cannot relay another's identity.
 func (a *Agent) syncOptions(remote peer.ID) syncproto.Options {
-	o := syncproto.Options{Identity: a.id.Private, RequireAuth: true, Logger: a.log}
+	o := syncproto.Options{Identity: a.id.Private, RequireAuth: true, IdleTimeout: a.syncIdle, Logger: a.log}
 	if pub, err := identity.PublicFromPeerID(remote); err == nil {
 		o.ExpectPeer = pub
 	}
