@@ -11,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/discovery"
@@ -140,6 +141,11 @@ func (a *Agent) connect(ctx context.Context, ai peer.AddrInfo, onionHost string)
 		if len(ai.Addrs) == 0 {
 			return fmt.Errorf("agent: no known address for %s; give its onion address or multiaddr", ai.ID)
 		}
+	}
+	// A dial the user (or a sync) asks for now must not be refused
+	// because an automatic redial failed while tor was restarting.
+	if sw, ok := a.host.Host().Network().(*swarm.Swarm); ok {
+		sw.Backoff().Clear(ai.ID)
 	}
 	if err := a.host.Connect(ctx, ai); err != nil {
 		return err
