@@ -145,4 +145,3 @@ func printP2P(w io.Writer, r p2pResult) {
 	fmt.Fprintf(w, "synced with %s: received %d, sent %d, rejected %d (%d/%d bytes, %.0f ms)\n",
 		r.Peer, r.Received, r.Sent, r.Rejected, r.BytesRecv, r.BytesSent, r.DurationMs)
 }
-

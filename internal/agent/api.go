@@ -12,7 +12,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
-	ma "github.com/multiformats/go-multiaddr"
 	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/discovery"
 	"github.com/mmogit/mmogit/internal/identity"
@@ -21,6 +20,7 @@ import (
 	"github.com/mmogit/mmogit/internal/oniontransport"
 	"github.com/mmogit/mmogit/internal/socks"
 	"github.com/mmogit/mmogit/internal/syncproto"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 var _ localapi.Backend = (*Agent)(nil)

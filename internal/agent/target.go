@@ -6,9 +6,9 @@ import (
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	ma "github.com/multiformats/go-multiaddr"
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/onion"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // defaultOnionPort is the virtual port agents publish when an address
