@@ -173,7 +173,7 @@ func (a *Agent) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d, err := discovery.New(h.Host(), a.id, discovery.Options{Bootstrap: bootstrap, Logger: a.log})
+	d, err := discovery.New(h.Host(), a.id, discovery.Options{Bootstrap: bootstrap, TTL: a.opts.Config.AdvertisementTTL.D(), Logger: a.log})
 	if err != nil {
 		return err
 	}

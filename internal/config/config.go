@@ -50,8 +50,12 @@ type Config struct {
 	// There are no public defaults: an agent only knows whom you tell it.
 	Bootstrap []string `json:"bootstrap,omitempty"`
 	// Services are advertised in the DHT while the agent runs.
-	Services []string    `json:"services,omitempty"`
-	Tor      TorSettings `json:"tor"`
+	Services []string `json:"services,omitempty"`
+	// AdvertisementTTL is how long a signed advertisement stays valid; the
+	// agent republishes it before then. An agent that stops disappears
+	// from discovery within this time.
+	AdvertisementTTL Duration    `json:"advertisement_ttl"`
+	Tor              TorSettings `json:"tor"`
 }
 
 // TorSettings configures the tor daemon the agent starts or attaches to.
@@ -86,10 +90,11 @@ type Attach struct {
 // Default is the configuration of a new installation.
 func Default() Config {
 	return Config{
-		Transport:     Tor,
-		HybridTimeout: Duration(30 * time.Second),
-		Listen:        []string{"/ip4/127.0.0.1/tcp/0"},
-		Services:      []string{"memory_sync"},
+		Transport:        Tor,
+		HybridTimeout:    Duration(30 * time.Second),
+		Listen:           []string{"/ip4/127.0.0.1/tcp/0"},
+		Services:         []string{"memory_sync"},
+		AdvertisementTTL: Duration(time.Hour),
 		Tor: TorSettings{
 			OnionPort:        7420,
 			BootstrapTimeout: Duration(3 * time.Minute),
