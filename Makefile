@@ -12,8 +12,10 @@ deps:
 build:
 	$(GO) build -o $(BIN) ./cmd/mmogit
 
+# The main job, offline: private Tor network + 3 agents that advertise,
+# discover each other by service and sync memories over onion services.
 demo: deps build
-	@scripts/demo.sh
+	./$(BIN) demo --agents $(or $(AGENTS),3)
 
 # The full suite: unit tests plus the integration tests on a private Tor
 # network (real tor processes on 127.0.0.1 only).
