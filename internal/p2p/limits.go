@@ -80,6 +80,17 @@ func newResourceManager(l Limits) (network.ResourceManager, error) {
 			StreamsOutbound: streams,
 			Memory:          rcmgr.LimitVal64(l.MaxMemory),
 		},
+		// Connections sit in the transient scope until their handshake
+		// names the peer. libp2p sizes that scope from the machine's memory
+		// (32 inbound plus 16 per GiB/8), so a burst of legitimate peers
+		// connecting at once was refused on small machines long before
+		// MaxConns. Bound handshakes by the same explicit limits instead;
+		// the rate limiters still throttle floods per IP and for onions.
+		Transient: rcmgr.ResourceLimits{
+			Conns:         conns,
+			ConnsInbound:  rcmgr.LimitVal(l.MaxConns / 2),
+			ConnsOutbound: conns,
+		},
 	}.Build(base)
 	ipv4 := &rate.Limiter{
 		NetworkPrefixLimits: []rate.PrefixLimit{
