@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/mmogit/mmogit/internal/identity"
@@ -15,7 +16,8 @@ type addressResult struct {
 }
 
 func newAddressCmd() *cobra.Command {
-	return &cobra.Command{
+	var onlyOnion bool
+	cmd := &cobra.Command{
 		Use:   "address",
 		Short: "Print this identity's public key, onion address and libp2p peer ID (offline)",
 		Args:  cobra.NoArgs,
@@ -25,7 +27,13 @@ func newAddressCmd() *cobra.Command {
 				return err
 			}
 			res := addressResult{Pubkey: id.PubHex(), OnionAddress: id.OnionAddress(), PeerID: id.PeerID().String()}
+			if onlyOnion && !g.json {
+				fmt.Fprintln(g.stdout, res.OnionAddress)
+				return nil
+			}
 			return g.emit(res, func(w io.Writer) { printNames(w, res.Pubkey, res.OnionAddress, res.PeerID) })
 		},
 	}
+	cmd.Flags().BoolVar(&onlyOnion, "onion", false, "print only the onion address (for scripts)")
+	return cmd
 }
