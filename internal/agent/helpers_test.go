@@ -356,15 +356,15 @@ func settledGoroutines() int {
 
 // awaitGoroutines polls (up to wait) until at most baseline+margin
 // goroutines run, and fails with every goroutine's stack if they do not.
+// It returns the count once it has settled.
 func awaitGoroutines(t testing.TB, baseline, margin int, wait time.Duration) int {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for {
-		n := runtime.NumGoroutine()
-		if n <= baseline+margin {
-			return n
+		if n := runtime.NumGoroutine(); n <= baseline+margin {
+			return settledGoroutines() // what is left once exits finish, for the log
 		}
-		if time.Now().After(deadline) {
+		if n := runtime.NumGoroutine(); time.Now().After(deadline) {
 			buf := make([]byte, 8<<20)
 			buf = buf[:runtime.Stack(buf, true)]
 			t.Fatalf("goroutine leak: %d running, baseline %d (+%d allowed)\n%s", n, baseline, margin, buf)
