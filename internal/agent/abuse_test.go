@@ -232,7 +232,6 @@ func testSlowloris(t *testing.T, ctx context.Context, ta *testAgent) {
 	}
 }
 
-
 // TestAbuseConnFlood: hundreds of identities connect as fast as they can
 // and hold their connections. The resource manager's limits refuse the
 // excess, and a peer that was already connected keeps syncing meanwhile.
