@@ -1,0 +1,144 @@
+package bench
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/mmogit/mmogit/internal/agent"
+	"github.com/mmogit/mmogit/internal/identity"
+	"github.com/mmogit/mmogit/internal/memory"
+	"github.com/mmogit/mmogit/internal/syncproto"
+)
+
+// makeMemories signs n memories of about size bytes of content each, one
+// second apart, by id. The content is random text (base64), so neither
+// tor's nor git's work is flattered by repetition.
+func makeMemories(id *identity.Identity, n, size int) []memory.Message {
+	rng := rand.New(rand.NewChaCha8([32]byte{'m', 'm', 'o', 'g', 'i', 't'}))
+	raw := make([]byte, size*3/4)
+	t0 := time.Now().Add(-time.Duration(n) * time.Second)
+	msgs := make([]memory.Message, n)
+	for i := range msgs {
+		for j := 0; j+8 <= len(raw); j += 8 {
+			binary.LittleEndian.PutUint64(raw[j:], rng.Uint64())
+		}
+		content := fmt.Sprintf("bench memory %d: %s", i, base64.StdEncoding.EncodeToString(raw))
+		msgs[i] = memory.Sign(id.Private, content, t0.Add(time.Duration(i)*time.Second))
+	}
+	return msgs
+}
+
+// openStore opens (creating) a memory repository under dir.
+func openStore(dir, name string) (*memory.Store, error) {
+	st, err := memory.Open(filepath.Join(dir, name))
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	return st, nil
+}
+
+// syncSample is one timed sync from a holder to a receiver.
+type syncSample struct {
+	dur   time.Duration
+	bytes int64 // sync protocol bytes, both directions
+	added int   // memories the receiver stored
+}
+
+// mbps is the sample's throughput in MB/s (10^6 bytes).
+func (s syncSample) mbps() float64 { return float64(s.bytes) / 1e6 / s.dur.Seconds() }
+
+// timedSync runs one sync session from holder (which must already be
+// connected to recv) on a new stream and waits until recv has stored what
+// it received: the time a user waits for `mmogit sync`.
+func timedSync(ctx context.Context, holder, recv *peerHost) (syncSample, error) {
+	t0 := time.Now()
+	s, err := holder.h.Host().NewStream(network.WithAllowLimitedConn(ctx, "sync"), recv.h.ID(), agent.SyncProtocol)
+	if err != nil {
+		return syncSample{}, fmt.Errorf("bench: open sync stream: %w", err)
+	}
+	defer s.Close()
+	st, err := syncproto.Sync(ctx, s, holder.store, syncOptions(holder.id, recv.h.ID()))
+	if err != nil {
+		s.Reset()
+		return syncSample{}, fmt.Errorf("bench: sync: %w", err)
+	}
+	var in syncOutcome
+	select {
+	case in = <-recv.synced:
+	case <-ctx.Done():
+		return syncSample{}, fmt.Errorf("bench: waiting for the receiver: %w", ctx.Err())
+	}
+	if in.err != nil {
+		return syncSample{}, fmt.Errorf("bench: receiver: %w", in.err)
+	}
+	// The receiver's handler returns after our Sync; its time counts.
+	return syncSample{dur: time.Since(t0), bytes: st.BytesSent + st.BytesReceived, added: in.stats.Added}, nil
+}
+
+// timedPush pushes n bytes raw to the sink on a connection dial opens; the
+// dial itself is not timed, as the sync's connection is not either.
+func timedPush(ctx context.Context, dial func(context.Context) (net.Conn, error), n int64) (syncSample, error) {
+	c, err := dial(ctx)
+	if err != nil {
+		return syncSample{}, err
+	}
+	defer c.Close()
+	t0 := time.Now()
+	if err := pushRaw(ctx, c, n); err != nil {
+		return syncSample{}, err
+	}
+	return syncSample{dur: time.Since(t0), bytes: n}, nil
+}
+
+// syncPair is a holder with memories and an empty receiver, connected.
+type syncPair struct {
+	holder, recv *peerHost
+	kind         string // "onion" or "direct"
+	dialRaw      func(context.Context) (net.Conn, error)
+}
+
+// measureSync times a full sync of the holder's memories and the raw push
+// of as many bytes; want is how many memories the receiver must store.
+func measureSync(ctx context.Context, p syncPair, want int) (ours, raw syncSample, _ error) {
+	ours, err := timedSync(ctx, p.holder, p.recv)
+	if err != nil {
+		return ours, raw, err
+	}
+	if ours.added != want {
+		return ours, raw, fmt.Errorf("bench: %s sync stored %d memories, want %d", p.kind, ours.added, want)
+	}
+	raw, err = timedPush(ctx, p.dialRaw, ours.bytes)
+	return ours, raw, err
+}
+
+func syncRows(kind string, ours, raw syncSample) []Row {
+	note := fmt.Sprintf("%d memories, %.1f MB; syncproto+libp2p+git vs raw push of the same bytes", ours.added, float64(ours.bytes)/1e6)
+	return []Row{
+		NewRow("sync_"+kind, "MB/s", ours.mbps(), raw.mbps(), note),
+		Solo("sync_"+kind+"_memories", "memories/s", float64(ours.added)/ours.dur.Seconds(), fmt.Sprintf("%.1fs for the full sync", ours.dur.Seconds())),
+	}
+}
+
+// measureIncremental adds one memory to the holder and syncs again.
+func measureIncremental(ctx context.Context, p syncPair, full syncSample) (Row, error) {
+	if _, err := p.holder.store.Post(ctx, p.holder.id.Private, "one more memory"); err != nil {
+		return Row{}, fmt.Errorf("bench: %w", err)
+	}
+	inc, err := timedSync(ctx, p.holder, p.recv)
+	if err != nil {
+		return Row{}, err
+	}
+	if inc.added != 1 {
+		return Row{}, fmt.Errorf("bench: incremental sync stored %d memories, want 1", inc.added)
+	}
+	note := fmt.Sprintf("1 new of %d, %.2fs; baseline = bytes of the first full sync", full.added+1, inc.dur.Seconds())
+	return NewRow("sync_incremental_bytes", "bytes", float64(inc.bytes), float64(full.bytes), note), nil
+}
