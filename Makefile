@@ -23,6 +23,11 @@ test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 12m ./...
+	@FUZZTIME=$(or $(FUZZTIME),4s) scripts/fuzz.sh
+
+# Longer fuzzing that also saves new corpus entries into testdata/fuzz.
+fuzz:
+	@FUZZTIME=$(or $(FUZZTIME),60s) SAVE=1 scripts/fuzz.sh
 
 test-short:
 	$(GO) test -short ./...

@@ -175,3 +175,31 @@ func mustPub(t *testing.T, pid interface{ ExtractPublicKey() (crypto.PubKey, err
 	}
 	return k
 }
+
+func FuzzFromPhrase(f *testing.F) {
+	f.Add(abandon)
+	f.Add("correct horse battery staple")
+	f.Add("")
+	f.Add("  \n\t ")
+	f.Add(strings.Repeat("zoo ", 24))
+	f.Fuzz(func(t *testing.T, phrase string) {
+		id, err := FromPhrase(phrase)
+		if err != nil {
+			if strings.TrimSpace(phrase) != "" && len(strings.Fields(phrase)) > 0 {
+				t.Fatalf("non-empty phrase %q rejected: %v", phrase, err)
+			}
+			return
+		}
+		// Derivation is deterministic and the names are consistent.
+		again, _ := FromPhrase(phrase)
+		if !again.Public.Equal(id.Public) {
+			t.Fatal("derivation not deterministic")
+		}
+		if _, err := PeerIDFromOnion(id.OnionAddress()); err != nil {
+			t.Fatal(err)
+		}
+		if id.Mnemonic != IsMnemonic(phrase) {
+			t.Fatal("Mnemonic flag disagrees with IsMnemonic")
+		}
+	})
+}
