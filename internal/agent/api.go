@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -55,6 +57,14 @@ func classify(err error) string {
 		return "socks_error"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		// Storing what the peer sent failed; retrying helps only once
+		// space is freed.
+		return "disk_full"
+	case errors.Is(err, network.ErrReset), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		// The connection died mid-session (say, either end's tor was
+		// restarted); what was stored stays, and a new sync resumes.
+		return "connection_lost"
 	}
 	return "error"
 }
