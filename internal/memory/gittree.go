@@ -1,6 +1,7 @@
 package memory
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
@@ -187,32 +189,83 @@ func (te *treeEdit) entries(h plumbing.Hash) ([]object.TreeEntry, error) {
 }
 
 // writePack stores the objects staged in w (an in-memory storer) into st as
-// one packfile and fsyncs it. Creating files is the slow part of loose
+// one packfile with its index. Creating files is the slow part of loose
 // objects on many filesystems, so bulk imports go through a pack: two files
-// instead of one per object. go-git writes the pack and its index to
-// temporary files and renames them into place, so a crash leaves no partial
-// pack behind.
+// instead of one per object.
+//
+// The pack and index are built in memory (a batch is already held there),
+// written to temporary files, fsynced and renamed into place pack first, so
+// git never sees an index without its pack. On any failure, a full disk
+// say, the temporary files are removed: a failed import leaves nothing
+// behind. go-git's PackfileWriter is not used because after a failed write
+// it keeps its temporary pack and file descriptors (the space stays taken
+// until the process exits), and it writes the index in place.
 func writePack(st storage.Storer, w *objectWriter) error {
-	pfw, ok := st.(storer.PackfileWriter)
-	if !ok {
-		return fmt.Errorf("memory: storage cannot write packfiles")
-	}
-	out, err := pfw.PackfileWriter()
+	var pack bytes.Buffer
+	h, err := packfile.NewEncoder(&pack, w.st, false).Encode(w.written, 0)
 	if err != nil {
-		return fmt.Errorf("memory: start packfile: %w", err)
+		return fmt.Errorf("memory: encode packfile: %w", err)
 	}
-	h, err := packfile.NewEncoder(out, w.st, false).Encode(w.written, 0)
-	if cerr := out.Close(); err == nil {
-		err = cerr
+	iw := new(idxfile.Writer)
+	p, err := packfile.NewParser(packfile.NewScanner(bytes.NewReader(pack.Bytes())), iw)
+	if err == nil {
+		_, err = p.Parse()
 	}
-	if err != nil {
-		return fmt.Errorf("memory: write packfile: %w", err)
-	}
-	dir := filepath.Join(w.gitDir, "objects", "pack")
-	for _, ext := range []string{".pack", ".idx"} {
-		if err := syncPath(filepath.Join(dir, "pack-"+h.String()+ext)); err != nil {
-			return fmt.Errorf("memory: sync packfile: %w", err)
+	var idx bytes.Buffer
+	if err == nil {
+		var mi *idxfile.MemoryIndex
+		if mi, err = iw.Index(); err == nil {
+			_, err = idxfile.NewEncoder(&idx).Encode(mi)
 		}
 	}
-	return syncPath(dir)
+	if err != nil {
+		return fmt.Errorf("memory: index packfile: %w", err)
+	}
+	dir := filepath.Join(w.gitDir, "objects", "pack")
+	base := filepath.Join(dir, "pack-"+h.String())
+	if _, err := os.Stat(base + ".idx"); err == nil {
+		return nil // the same objects were packed before: already durable
+	}
+	if err := writeFileSynced(dir, base+".pack", pack.Bytes()); err != nil {
+		return fmt.Errorf("memory: write packfile: %w", err)
+	}
+	if err := writeFileSynced(dir, base+".idx", idx.Bytes()); err != nil {
+		os.Remove(base + ".pack")
+		return fmt.Errorf("memory: write pack index: %w", err)
+	}
+	if err := syncPath(dir); err != nil {
+		return fmt.Errorf("memory: sync packfile: %w", err)
+	}
+	// The storage caches the pack indexes it has read; make it look again.
+	if r, ok := st.(interface{ Reindex() }); ok {
+		r.Reindex()
+	}
+	return nil
+}
+
+// writeFileSynced writes data to a temporary file in dir, fsyncs it and
+// renames it to name (read-only, as git leaves pack files). The temporary
+// file is removed if anything fails.
+func writeFileSynced(dir, name string, data []byte) error {
+	f, err := os.CreateTemp(dir, "tmp_mmogit_")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(0o444)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), name)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
 }
