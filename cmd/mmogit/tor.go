@@ -19,7 +19,7 @@ func newTorCmd() *cobra.Command {
 		Short: "Run the agent behind a Tor onion service, connect to peers, advertise and discover",
 	}
 	cmd.AddCommand(newTorStartCmd(), newTorStopCmd(), newTorStatusCmd(), newTorAddressCmd(),
-		newConnectCmd("connect"), newAdvertiseCmd(), newDiscoverCmd("discover"))
+		newConnectCmd("connect"), newAdvertiseCmd(), newDiscoverCmd("discover"), newRotateCmd())
 	return cmd
 }
 
@@ -187,4 +187,25 @@ func newDiscoverCmd(use string) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&connect, "connect", false, "connect to every agent found")
 	return cmd
+}
+
+func newRotateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "rotate",
+		Short: "Use new Tor circuits for new connections (SIGNAL NEWNYM; tor allows one per 10 s)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := apiClient().Rotate(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return g.emit(r, func(w io.Writer) {
+				if r.DeferredMs > 0 {
+					fmt.Fprintf(w, "new circuits requested (waited %.1fs for tor's 10 s rate limit)\n", r.DeferredMs/1000)
+					return
+				}
+				fmt.Fprintln(w, "new circuits requested")
+			})
+		},
+	}
 }

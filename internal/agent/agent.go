@@ -119,6 +119,12 @@ func checkDirPerms(dir string) error {
 	if fi.Mode().Perm()&0o077 != 0 {
 		return fmt.Errorf("agent: config dir %s has mode %04o; it holds your seed and the agent socket: run `chmod 700 %s`", dir, fi.Mode().Perm(), dir)
 	}
+	// tor.json names the tor binary the agent executes: a config others can
+	// write is a way to run code as this user.
+	p := filepath.Join(dir, config.FileName)
+	if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("agent: %s has mode %04o: others can change which tor binary runs; run `chmod 600 %s`", p, fi.Mode().Perm(), p)
+	}
 	return nil
 }
 

@@ -187,3 +187,14 @@ func (t *torSupervisor) status() torStatus {
 	}
 	return s
 }
+
+// rotate asks the current tor for new circuits.
+func (t *torSupervisor) rotate(ctx context.Context) (time.Duration, error) {
+	t.mu.Lock()
+	d := t.d
+	t.mu.Unlock()
+	if d == nil {
+		return 0, fmt.Errorf("agent: tor is not running")
+	}
+	return d.NewCircuits(ctx)
+}

@@ -141,6 +141,12 @@ func (c *Client) Discover(ctx context.Context, service string) (DiscoverResult, 
 	return r, c.do(ctx, "GET", "/v1/discover?service="+url.QueryEscape(service), nil, &r)
 }
 
+// Rotate asks the agent's tor for new circuits.
+func (c *Client) Rotate(ctx context.Context) (RotateResult, error) {
+	var r RotateResult
+	return r, c.do(ctx, "POST", "/v1/rotate", struct{}{}, &r)
+}
+
 // Shutdown asks the agent to stop.
 func (c *Client) Shutdown(ctx context.Context) error {
 	return c.do(ctx, "POST", "/v1/shutdown", struct{}{}, nil)

@@ -37,6 +37,9 @@ func (f *fakeBackend) Discover(_ context.Context, s string) (DiscoverResult, err
 	return DiscoverResult{Service: s}, nil
 }
 func (f *fakeBackend) Shutdown() { close(f.shutdown) }
+func (f *fakeBackend) Rotate(context.Context) (RotateResult, error) {
+	return RotateResult{DeferredMs: 1}, nil
+}
 
 func TestServerClient(t *testing.T) {
 	dir := t.TempDir()

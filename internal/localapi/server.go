@@ -22,6 +22,8 @@ type Backend interface {
 	Peers(ctx context.Context) ([]Peer, error)
 	Advertise(ctx context.Context, req AdvertiseRequest) (Advertisement, error)
 	Discover(ctx context.Context, service string) (DiscoverResult, error)
+	// Rotate asks tor for new circuits (SIGNAL NEWNYM).
+	Rotate(ctx context.Context) (RotateResult, error)
 	// Shutdown asks the agent to stop; it returns at once.
 	Shutdown()
 }
@@ -91,6 +93,9 @@ func (s *Server) handlers() map[string]func(w http.ResponseWriter, r *http.Reque
 				return nil, badRequest("missing service")
 			}
 			return s.b.Discover(r.Context(), svc)
+		},
+		"POST /v1/rotate": func(w http.ResponseWriter, r *http.Request) (any, error) {
+			return s.b.Rotate(r.Context())
 		},
 		"POST /v1/shutdown": func(w http.ResponseWriter, r *http.Request) (any, error) {
 			s.b.Shutdown()

@@ -117,3 +117,10 @@ type Error struct {
 	Error string `json:"error"`
 	Kind  string `json:"kind,omitempty"`
 }
+
+// RotateResult is POST /v1/rotate: new circuits for new streams.
+type RotateResult struct {
+	// DeferredMs is how long the request waited for tor's 10 s NEWNYM
+	// rate limit.
+	DeferredMs float64 `json:"deferred_ms"`
+}
