@@ -63,7 +63,7 @@ func (s *agentSet) bootstrapAddr(ctx context.Context) ([]string, error) {
 	if !s.direct {
 		return []string{first.ID.OnionAddress()}, nil
 	}
-	st, err := first.Client.Status(ctx)
+	st, err := first.WaitReady(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}

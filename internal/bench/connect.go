@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -105,21 +104,15 @@ func connectOnce(ctx context.Context, e *env, target *peerHost) (connectSample, 
 	}, nil
 }
 
-// echoStream opens an echo stream from a to b and waits for the first byte.
+// echoStream opens a raw-protocol stream from a to b and waits for the
+// first echoed byte.
 func echoStream(ctx context.Context, a, b *peerHost) error {
-	s, err := a.h.Host().NewStream(ctx, b.h.ID(), echoProtocol)
+	s, err := a.h.Host().NewStream(ctx, b.h.ID(), rawProtocol)
 	if err != nil {
 		return fmt.Errorf("bench: echo stream: %w", err)
 	}
 	defer s.Close()
-	if _, err := s.Write([]byte{modeEcho}); err != nil {
-		return fmt.Errorf("bench: echo stream: %w", err)
-	}
-	var buf [1]byte
-	if _, err := io.ReadFull(s, buf[:]); err != nil {
-		return fmt.Errorf("bench: echo stream: %w", err)
-	}
-	return nil
+	return firstEcho(ctx, s)
 }
 
 // rawConnectOnce dials the raw echo service with fresh credentials and

@@ -117,6 +117,15 @@ func (e *env) dialRaw(ctx context.Context) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", e.rawOnion)
 }
 
+// dialRawOnion is dialRaw as a dialFunc.
+func (e *env) dialRawOnion(ctx context.Context) (rawConn, error) { return e.dialRaw(ctx) }
+
+// dialTCP connects straight to the raw server on loopback.
+func (e *env) dialTCP(ctx context.Context) (rawConn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", e.raw.Addr())
+}
+
 // retryUnreachable calls dial until it stops failing with an unreachable
 // onion service: right after its first upload a client may still miss a
 // descriptor (F0). Only warm-up dials use it; timed ones must not retry.

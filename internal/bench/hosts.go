@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -21,15 +20,16 @@ import (
 	"github.com/mmogit/mmogit/internal/syncproto"
 )
 
-// echoProtocol echoes every byte: the libp2p twin of the raw echo server.
-const echoProtocol = "/mmogit-bench/echo/1.0.0"
+// rawProtocol speaks the raw server's protocol (echo, sink) on a libp2p
+// stream, to tell libp2p's cost from the sync protocol's.
+const rawProtocol = "/mmogit-bench/raw/1.0.0"
 
 // onionPort is the virtual port of the measured agents' onion services,
 // the agent's default.
 const onionPort = 7420
 
 // peerHost is a libp2p host built from the agent's recipe (internal/p2p)
-// serving the echo protocol and, given a store, memory sync exactly as the
+// serving the raw protocol and, given a store, memory sync exactly as the
 // agent does.
 type peerHost struct {
 	id    *identity.Identity
@@ -63,9 +63,9 @@ func newPeerHost(ctx context.Context, cfg p2p.Config, store *memory.Store) (*pee
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	ph := &peerHost{id: cfg.Identity, h: h, store: store, synced: make(chan syncOutcome, 4)}
-	h.Host().SetStreamHandler(echoProtocol, func(s network.Stream) {
+	h.Host().SetStreamHandler(rawProtocol, func(s network.Stream) {
 		defer s.Close()
-		io.Copy(s, s)
+		serveRaw(s)
 	})
 	if store != nil {
 		h.Host().SetStreamHandler(agent.SyncProtocol, ph.handleSync)

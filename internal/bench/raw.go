@@ -77,7 +77,9 @@ func (s *RawServer) serve() {
 	}
 }
 
-func serveRaw(c net.Conn) {
+// serveRaw answers one raw-protocol client on c: a TCP connection here, a
+// libp2p stream in rawProtocol.
+func serveRaw(c io.ReadWriter) {
 	var mode [1]byte
 	if _, err := io.ReadFull(c, mode[:]); err != nil {
 		return
@@ -101,9 +103,15 @@ func serveRaw(c net.Conn) {
 // errShortReply means the raw server closed before answering.
 var errShortReply = errors.New("bench: raw server closed before replying")
 
+// deadlineRW is a connection or stream whose blocked I/O a deadline ends.
+type deadlineRW interface {
+	io.ReadWriter
+	SetDeadline(time.Time) error
+}
+
 // firstEcho sends the echo mode byte on c and waits for it to come back:
 // the "first application byte" of a raw connection.
-func firstEcho(ctx context.Context, c net.Conn) error {
+func firstEcho(ctx context.Context, c deadlineRW) error {
 	defer context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })()
 	if _, err := c.Write([]byte{modeEcho}); err != nil {
 		return fmt.Errorf("bench: echo: %w", err)
@@ -116,7 +124,7 @@ func firstEcho(ctx context.Context, c net.Conn) error {
 }
 
 // pushRaw writes n bytes to the sink on c and waits for its receipt.
-func pushRaw(ctx context.Context, c net.Conn, n int64) error {
+func pushRaw(ctx context.Context, c deadlineRW, n int64) error {
 	defer context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })()
 	var hdr [9]byte
 	hdr[0] = modeSink

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"time"
 
@@ -234,21 +233,21 @@ func measureOnionSync(ctx context.Context, e *env, id *identity.Identity, st *me
 	if err != nil {
 		return nil, err
 	}
-	p := syncPair{holder: holder, recv: target, kind: "onion", dialRaw: e.dialRaw}
+	p := syncPair{holder: holder, recv: target, kind: "onion", dialRaw: e.dialRawOnion}
 	n, err := holderCount(ctx, st)
 	if err != nil {
 		return nil, err
 	}
 	progress("sync over onion: %d memories, then the raw push of as many bytes", n)
-	ours, raw, err := measureSync(ctx, p, n)
+	r, err := measureSync(ctx, p, n)
 	if err != nil {
 		return nil, err
 	}
-	inc, err := measureIncremental(ctx, p, ours)
+	inc, err := measureIncremental(ctx, p, r.sync)
 	if err != nil {
 		return nil, err
 	}
-	return append(syncRows("onion", ours, raw), inc), nil
+	return append(syncRows("onion", r), inc), nil
 }
 
 // measureDirectSync: the same sync between direct-mode hosts on TCP
@@ -276,15 +275,11 @@ func measureDirectSync(ctx context.Context, e *env, o Options, id *identity.Iden
 		return nil, err
 	}
 	progress("sync over direct TCP: %d memories, then the raw push", n)
-	dial := func(ctx context.Context) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", e.raw.Addr())
-	}
-	ours, raw, err := measureSync(ctx, syncPair{holder: holder, recv: recv, kind: "direct", dialRaw: dial}, n)
+	r, err := measureSync(ctx, syncPair{holder: holder, recv: recv, kind: "direct", dialRaw: e.dialTCP}, n)
 	if err != nil {
 		return nil, err
 	}
-	return syncRows("direct", ours, raw), nil
+	return syncRows("direct", r), nil
 }
 
 // holderCount is how many memories the holder has now.

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"path/filepath"
 	"time"
 
@@ -85,7 +84,7 @@ func timedSync(ctx context.Context, holder, recv *peerHost) (syncSample, error) 
 
 // timedPush pushes n bytes raw to the sink on a connection dial opens; the
 // dial itself is not timed, as the sync's connection is not either.
-func timedPush(ctx context.Context, dial func(context.Context) (net.Conn, error), n int64) (syncSample, error) {
+func timedPush(ctx context.Context, dial dialFunc, n int64) (syncSample, error) {
 	c, err := dial(ctx)
 	if err != nil {
 		return syncSample{}, err
@@ -98,32 +97,67 @@ func timedPush(ctx context.Context, dial func(context.Context) (net.Conn, error)
 	return syncSample{dur: time.Since(t0), bytes: n}, nil
 }
 
+// rawConn is a TCP connection, a SOCKS stream or a libp2p stream.
+type rawConn interface {
+	deadlineRW
+	Close() error
+}
+
+// dialFunc opens a rawConn to a raw-protocol server.
+type dialFunc func(context.Context) (rawConn, error)
+
 // syncPair is a holder with memories and an empty receiver, connected.
 type syncPair struct {
 	holder, recv *peerHost
-	kind         string // "onion" or "direct"
-	dialRaw      func(context.Context) (net.Conn, error)
+	kind         string   // "onion" or "direct"
+	dialRaw      dialFunc // the raw server, through the same tor (or TCP)
 }
 
-// measureSync times a full sync of the holder's memories and the raw push
-// of as many bytes; want is how many memories the receiver must store.
-func measureSync(ctx context.Context, p syncPair, want int) (ours, raw syncSample, _ error) {
-	ours, err := timedSync(ctx, p.holder, p.recv)
+// dialStream opens a raw-protocol libp2p stream from the holder to the
+// receiver over their existing connection.
+func (p syncPair) dialStream(ctx context.Context) (rawConn, error) {
+	s, err := p.holder.h.Host().NewStream(ctx, p.recv.h.ID(), rawProtocol)
 	if err != nil {
-		return ours, raw, err
+		return nil, fmt.Errorf("bench: raw stream: %w", err)
 	}
-	if ours.added != want {
-		return ours, raw, fmt.Errorf("bench: %s sync stored %d memories, want %d", p.kind, ours.added, want)
-	}
-	raw, err = timedPush(ctx, p.dialRaw, ours.bytes)
-	return ours, raw, err
+	return s, nil
 }
 
-func syncRows(kind string, ours, raw syncSample) []Row {
-	note := fmt.Sprintf("%d memories, %.1f MB; syncproto+libp2p+git vs raw push of the same bytes", ours.added, float64(ours.bytes)/1e6)
+// syncSamples are one pair's three transfers of the same bytes.
+type syncSamples struct {
+	sync   syncSample // syncproto + git stores over libp2p
+	stream syncSample // the bytes over a libp2p stream, no sync protocol
+	raw    syncSample // the bytes over the raw transport
+}
+
+// measureSync times a full sync of the holder's memories, then pushes as
+// many bytes over a libp2p stream and over the raw transport; want is how
+// many memories the receiver must store.
+func measureSync(ctx context.Context, p syncPair, want int) (syncSamples, error) {
+	var r syncSamples
+	var err error
+	if r.sync, err = timedSync(ctx, p.holder, p.recv); err != nil {
+		return r, err
+	}
+	if r.sync.added != want {
+		return r, fmt.Errorf("bench: %s sync stored %d memories, want %d", p.kind, r.sync.added, want)
+	}
+	if r.stream, err = timedPush(ctx, p.dialStream, r.sync.bytes); err != nil {
+		return r, err
+	}
+	r.raw, err = timedPush(ctx, p.dialRaw, r.sync.bytes)
+	return r, err
+}
+
+func syncRows(kind string, r syncSamples) []Row {
+	mb := float64(r.sync.bytes) / 1e6
 	return []Row{
-		NewRow("sync_"+kind, "MB/s", ours.mbps(), raw.mbps(), note),
-		Solo("sync_"+kind+"_memories", "memories/s", float64(ours.added)/ours.dur.Seconds(), fmt.Sprintf("%.1fs for the full sync", ours.dur.Seconds())),
+		NewRow("sync_"+kind, "MB/s", r.sync.mbps(), r.raw.mbps(),
+			fmt.Sprintf("%d memories, %.1f MB; syncproto+libp2p+git vs raw push of the same bytes", r.sync.added, mb)),
+		Solo("sync_"+kind+"_memories", "memories/s", float64(r.sync.added)/r.sync.dur.Seconds(),
+			fmt.Sprintf("%.1fs for the full sync", r.sync.dur.Seconds())),
+		NewRow("stream_"+kind, "MB/s", r.stream.mbps(), r.raw.mbps(),
+			fmt.Sprintf("%.1f MB over one libp2p stream (Noise+yamux), no sync protocol, vs raw", mb)),
 	}
 }
 
