@@ -81,6 +81,11 @@ func TestTwoAgentsSyncOverOnion(t *testing.T) {
 	}
 	t.Logf("first sync %d+%d bytes, second %d+%d bytes", r.BytesSent, r.BytesRecv, again.BytesSent, again.BytesRecv)
 
+	// New circuits on request (SIGNAL NEWNYM through the agent).
+	if out, err := run(t, bob, "--json", "tor", "rotate"); err != nil || !strings.Contains(out, "deferred_ms") {
+		t.Errorf("tor rotate: %v %s", err, out)
+	}
+
 	// Bob now knows Alice, and `peers` says how he reached her.
 	out, err = run(t, bob, "--json", "peers")
 	if err != nil {

@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDirectP2P: the reference mmogit's direct mode, `p2p listen` and
+// `p2p connect HOST:PORT`, syncs both ways over plain TCP.
+func TestDirectP2P(t *testing.T) {
+	root := t.TempDir()
+	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
+	for _, d := range []string{a, b} {
+		if _, stderr, err := mm(t, d, "", "init", "--no-verify"); err != nil {
+			t.Fatal(err, stderr)
+		}
+	}
+	mm(t, a, "", "post", "from a over tcp")
+	mm(t, b, "", "post", "from b over tcp")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	listen := exec.CommandContext(ctx, bin, "--config-dir", a, "--json", "p2p", "listen", "--host", "127.0.0.1", "--port", "0", "--once")
+	stderr, _ := listen.StderrPipe()
+	var out strings.Builder
+	listen.Stdout = &out
+	if err := listen.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The listener prints its address on stderr.
+	addr := ""
+	sc := bufio.NewScanner(stderr)
+	re := regexp.MustCompile(`on (127\.0\.0\.1:\d+)`)
+	for sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			addr = m[1]
+			break
+		}
+	}
+	if addr == "" {
+		t.Fatal("listener did not print its address")
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	res, stderrB, err := mm(t, b, "", "--json", "p2p", "connect", addr)
+	if err != nil {
+		t.Fatal(err, stderrB)
+	}
+	if err := listen.Wait(); err != nil {
+		t.Fatalf("listener: %v", err)
+	}
+	var r struct{ Received, Sent, Rejected int }
+	if err := json.Unmarshal([]byte(res), &r); err != nil || r.Received != 1 || r.Sent != 1 {
+		t.Fatalf("connect result %q: %v", res, err)
+	}
+	for _, d := range []string{a, b} {
+		show, _, _ := mm(t, d, "", "show")
+		for _, want := range []string{"from a over tcp", "from b over tcp"} {
+			if !strings.Contains(show, want) {
+				t.Errorf("%s lacks %q:\n%s", d, want, show)
+			}
+		}
+	}
+	if _, stderrB, err := mm(t, b, "", "p2p", "connect", "not-an-address"); err == nil || !strings.Contains(stderrB, "HOST:PORT") {
+		t.Errorf("bad address: %v %s", err, stderrB)
+	}
+}
