@@ -243,6 +243,28 @@ func TestTreeMarksTorSubtree(t *testing.T) {
 	}
 }
 
+func TestTreeChildExitsBeforeCloneReturns(t *testing.T) {
+	// Captured from a traced agent: Go's pidfd probe child exits before
+	// its creator's vfork-style clone returns. It is the same task, not a
+	// reused ID.
+	in := `28734 execve("/tmp/mmogit", ["/tmp/mmogit"], 0x7fff /* 36 vars */) = 0
+28734 clone3({flags=CLONE_VM|CLONE_THREAD, child_tid=0x7efc, parent_tid=0x7efc, exit_signal=0, stack=0x7efc, stack_size=0x7fff80, tls=0x7efc} => {parent_tid=[28740]}, 88) = 28740
+28740 clone(child_stack=NULL, flags=CLONE_VM|CLONE_PIDFD|CLONE_VFORK <unfinished ...>
+28745 +++ exited with 0 +++
+28740 <... clone resumed>, parent_tid=[17]) = 28745`
+	evs, err := Parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := Build(evs)
+	if tree.Reused != 0 || len(tree.Tasks) != 3 {
+		t.Fatalf("Reused %d, %d tasks: want 0 and 3", tree.Reused, len(tree.Tasks))
+	}
+	if k := tree.Tasks[2]; k.PID != 28745 || k.Parent != 1 || k.Born != 5 {
+		t.Errorf("probe child %+v: want parent task 1 (28740), born at line 5", k)
+	}
+}
+
 func TestTreeReusedPID(t *testing.T) {
 	// Task 5 is a tor thread, exits, and the ID comes back as a child of
 	// the (unmarked) agent: the new task must not inherit tor's mark.

@@ -47,10 +47,11 @@ var creators = map[string]bool{"clone": true, "clone3": true, "fork": true, "vfo
 func Build(events []Event) *Tree {
 	t := &Tree{}
 	live := map[int]*Task{}
+	last := map[int]*Task{} // the newest task with this ID, live or exited
 	newTask := func(pid, parent, born int) *Task {
 		k := &Task{ID: len(t.Tasks), PID: pid, Parent: parent, Born: born}
 		t.Tasks = append(t.Tasks, k)
-		live[pid] = k
+		live[pid], last[pid] = k, k
 		return k
 	}
 	seen := map[int]bool{}
@@ -77,8 +78,11 @@ func Build(events []Event) *Tree {
 				continue
 			}
 			child := int(n)
-			if c := live[child]; c != nil && c.Parent < 0 && c.Born == 0 && c.ID != t.Tasks[0].ID {
-				c.Parent, c.Born = k.ID, e.Line // adopt a child that spoke first
+			// Adopt a child that spoke first, even one that already
+			// exited (Go's pidfd probe child exits before its vfork
+			// returns). Only the trace's first task is a true root.
+			if c := last[child]; c != nil && c.Parent < 0 && c.Born == 0 && c.ID != 0 {
+				c.Parent, c.Born = k.ID, e.Line
 				continue
 			}
 			if seen[child] {

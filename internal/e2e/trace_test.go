@@ -1,0 +1,354 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mmogit/mmogit/internal/cluster"
+	"github.com/mmogit/mmogit/internal/localapi"
+	"github.com/mmogit/mmogit/internal/sctrace"
+	"github.com/mmogit/mmogit/internal/torctl"
+)
+
+// traceSyscalls are the calls the anonymity trace records: every way to
+// send to an address, and every way to make or replace a process, so the
+// task tree can be rebuilt.
+const traceSyscalls = "connect,sendto,sendmsg,sendmmsg,execve,clone,clone3,fork,vfork"
+
+// straceArgs checks that strace is installed and can trace here, and
+// returns its options. It skips the test only when ptrace is refused (a
+// container without CAP_SYS_PTRACE or with a seccomp profile that blocks
+// it); a missing strace is a broken CI image and fails.
+func straceArgs(t *testing.T, traceFile string) (string, []string) {
+	t.Helper()
+	path, err := exec.LookPath("strace")
+	if err != nil {
+		t.Fatalf("strace not installed (scripts/deps.sh installs it; apt-get install -y strace): %v", err)
+	}
+	if out, err := exec.Command(path, "-f", "-qq", "-o", os.DevNull, "true").CombinedOutput(); err != nil {
+		t.Skipf("strace cannot trace in this environment (ptrace refused?): `strace -f true`: %v: %s", err, out)
+	}
+	// -q, not -qq: "+++ exited" lines let the task tree tell a reused
+	// task ID from its previous owner. -e signal=none drops signal noise.
+	args := []string{"-f", "-q", "-e", "trace=" + traceSyscalls, "-e", "signal=none", "-o", traceFile}
+	// With seccomp-bpf the traced tasks stop only at the traced calls, not
+	// at every futex and epoll_wait of the Go runtime and tor, which keeps
+	// the traced agent near its normal speed on a loaded 2-core machine.
+	if exec.Command(path, "-f", "--seccomp-bpf", "-qq", "-o", os.DevNull, "true").Run() == nil {
+		args = append([]string{"--seccomp-bpf"}, args...)
+	}
+	return path, args
+}
+
+// writeWrapper writes an executable that runs the mmogit binary under
+// strace, so cluster starts a traced agent without knowing about strace.
+// cluster gives the wrapper (that is, strace) Pdeathsig; the agent gets its
+// own through setpriv, because strace 6.1 has no --kill-on-exit and an
+// agent outliving its tracer would keep running with its traced calls
+// failing (ENOSYS under --seccomp-bpf). setpriv is returned so the trace
+// check knows its execve.
+func writeWrapper(t *testing.T, dir, strace string, args []string) (wrapper, setpriv string) {
+	t.Helper()
+	q := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	cmd := append([]string{strace}, args...)
+	cmd = append(cmd, "--")
+	if p, err := exec.LookPath("setpriv"); err == nil {
+		setpriv = p
+		cmd = append(cmd, p, "--pdeathsig", "KILL", "--")
+	} else {
+		t.Logf("setpriv not found: the traced agent would outlive a killed test: %v", err)
+	}
+	cmd = append(cmd, bin)
+	var b strings.Builder
+	b.WriteString("#!/bin/sh\nexec")
+	for _, a := range cmd {
+		b.WriteString(" " + q(a))
+	}
+	b.WriteString(" \"$@\"\n")
+	wrapper = filepath.Join(dir, "mmogit-under-strace")
+	if err := os.WriteFile(wrapper, []byte(b.String()), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return wrapper, setpriv
+}
+
+// TestTorOnlyTrace runs a tor-only agent under strace while it starts,
+// connects to a second agent, syncs, advertises, discovers and stops, then
+// checks from the trace that none of the agent's own tasks (tor's tasks
+// excluded by ancestry, not by address) sent anything anywhere but its own
+// tor's SOCKS port and unix sockets in its config dir: no DNS, no IPv6, no
+// relay, no peer.
+func TestTorOnlyTrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: private Tor network and a traced agent")
+	}
+	start := time.Now()
+	work := t.TempDir()
+	traceFile := filepath.Join(work, "agent.strace")
+	straceBin, sargs := straceArgs(t, traceFile)
+
+	other := startAgents(t, agentSpec{name: "other", services: []string{"memory_sync"}})[0]
+	post(t, other, "other's memory")
+
+	wrapper, setpriv := writeWrapper(t, work, straceBin, sargs)
+	o := cluster.AgentOptions{
+		Bin: wrapper, Dir: filepath.Join(work, "traced"), Name: "traced",
+		Testnet: testnetDir(t), Bootstrap: []string{other.ID.OnionAddress()}, Verbose: true,
+	}
+	a, err := cluster.Prepare(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post(t, a, "traced agent's memory")
+	if err := a.Start(o); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		a.Stop(context.Background())
+		if t.Failed() {
+			t.Logf("log of %s:\n%s", a.Name, a.Tail(60))
+		}
+		checkLogClean(t, a)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	if _, err := a.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ready := time.Since(start)
+	socks, control := torListeners(ctx, t, a)
+
+	exerciseTraced(t, a, other)
+
+	if err := a.Stop(ctx); err != nil {
+		t.Fatalf("traced agent did not stop cleanly: %v", err)
+	}
+	socks = append(socks, logSocksPorts(t, a)...)
+	t.Logf("agent ready after %.1fs; run and stop done after %.1fs; tor SOCKS ports %v, control ports %v",
+		ready.Seconds(), time.Since(start).Seconds(), socks, control)
+
+	checkTrace(t, traceFile, setpriv, sctrace.Policy{ConfigDir: a.Dir, SocksPorts: socks, ControlPorts: control})
+}
+
+// exerciseTraced drives the traced agent through everything that makes it
+// talk: connect, sync both ways, advertise, discover.
+func exerciseTraced(t *testing.T, a, other *cluster.Agent) {
+	t.Helper()
+	out, err := run(t, a, "--json", "tor", "connect", other.ID.OnionAddress())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cr localapi.ConnectResult
+	if err := json.Unmarshal([]byte(out), &cr); err != nil {
+		t.Fatalf("connect output %q: %v", out, err)
+	}
+	if cr.PeerID != other.ID.PeerID().String() || cr.Transport != "tor" || !strings.HasPrefix(cr.Addr, "/onion3/") {
+		t.Fatalf("connect result %+v: want the other agent over /onion3", cr)
+	}
+
+	r := syncWith(t, a, other) // fails the test on a sync error
+	if r.Received < 1 || r.Sent < 1 {
+		t.Errorf("sync %+v: want messages both ways", r)
+	}
+	wantMessages(t, a, "other's memory", "traced agent's memory")
+	wantMessages(t, other, "other's memory", "traced agent's memory")
+
+	// The other way round: the other agent opens the sync stream (on the
+	// libp2p connection it already has, or by dialing the traced agent's
+	// onion service), so the trace covers the serving side too.
+	post(t, other, "other's second memory")
+	if in := syncWith(t, other, a); in.Sent < 1 {
+		t.Errorf("inbound sync %+v: want the new memory sent", in)
+	}
+	wantMessages(t, a, "other's second memory")
+
+	if _, err := run(t, a, "--json", "tor", "advertise", "--services", "memory_sync"); err != nil {
+		t.Fatal(err)
+	}
+	// The other agent advertises on its own schedule (retrying every 5 s
+	// until its DHT has a peer), so poll.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		out, err := run(t, a, "--json", "tor", "discover", "memory_sync")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ads []localapi.Advertisement
+		if err := json.Unmarshal([]byte(out), &ads); err != nil {
+			t.Fatalf("discover output %q: %v", out, err)
+		}
+		if slices.ContainsFunc(ads, func(ad localapi.Advertisement) bool { return ad.OnionAddress == other.ID.OnionAddress() }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("discover never found the other agent; last answer %s", out)
+		}
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// torListeners asks the agent's own tor where its SOCKS (and TCP control,
+// if any) listeners are: the only TCP destinations the agent may use.
+func torListeners(ctx context.Context, t *testing.T, a *cluster.Agent) (socks, control []int) {
+	t.Helper()
+	dataDir := filepath.Join(a.Dir, "tor-data")
+	network, addr := "unix", filepath.Join(dataDir, "control.sock")
+	if b, err := os.ReadFile(filepath.Join(dataDir, "control.port")); err == nil {
+		// ControlPortWriteToFile: "PORT=127.0.0.1:NNNN" (long data dir paths).
+		network, addr = "tcp", strings.TrimPrefix(strings.TrimSpace(string(b)), "PORT=")
+	}
+	c, err := torctl.Dial(ctx, network, addr)
+	if err != nil {
+		t.Fatalf("agent's tor control: %v", err)
+	}
+	defer c.Close()
+	if err := c.Authenticate(ctx, torctl.AuthOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.GetInfo(ctx, "net/listeners/socks", "net/listeners/control")
+	if err != nil {
+		t.Fatal(err)
+	}
+	socks = listenerPorts(t, info["net/listeners/socks"])
+	control = listenerPorts(t, info["net/listeners/control"])
+	if len(socks) == 0 {
+		t.Fatalf("agent's tor reports no SOCKS listener: %q", info["net/listeners/socks"])
+	}
+	return socks, control
+}
+
+// listenerPorts reads the 127.0.0.1 ports of a GETINFO net/listeners/*
+// value: space-separated quoted addresses; unix sockets appear as
+// "unix:/path".
+func listenerPorts(t *testing.T, v string) []int {
+	t.Helper()
+	var ports []int
+	for _, f := range strings.Fields(v) {
+		s, err := strconv.Unquote(f)
+		if err != nil {
+			s = f
+		}
+		if p, ok := strings.CutPrefix(s, "127.0.0.1:"); ok {
+			n, err := strconv.Atoi(p)
+			if err != nil {
+				t.Fatalf("listener %q: %v", s, err)
+			}
+			ports = append(ports, n)
+		}
+	}
+	return ports
+}
+
+var socksLogRe = regexp.MustCompile(`Opened Socks listener connection \(ready\) on 127\.0\.0\.1:(\d+)`)
+
+// logSocksPorts returns every SOCKS port tor's log says it opened, so a tor
+// restarted by the supervisor during the run is covered too.
+func logSocksPorts(t *testing.T, a *cluster.Agent) []int {
+	f, err := os.Open(filepath.Join(a.Dir, "tor-data", "tor.log"))
+	if err != nil {
+		t.Logf("tor log: %v", err)
+		return nil
+	}
+	defer f.Close()
+	var ports []int
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if m := socksLogRe.FindStringSubmatch(sc.Text()); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			ports = append(ports, n)
+		}
+	}
+	return ports
+}
+
+// checkTrace parses the trace and asserts the tor-only property.
+// setpriv, if not empty, is the wrapper program run before the agent.
+func checkTrace(t *testing.T, traceFile, setpriv string, p sctrace.Policy) {
+	t.Helper()
+	f, err := os.Open(traceFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs, err := sctrace.Parse(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree := sctrace.Build(evs)
+	if keep := os.Getenv("MMOGIT_KEEP_TRACE"); keep != "" {
+		// For a human: keep the raw trace after the temp dir is gone.
+		if b, err := os.ReadFile(traceFile); err == nil {
+			os.WriteFile(keep, b, 0o600)
+		}
+	}
+	if real, err := filepath.EvalSymlinks(p.ConfigDir); err == nil {
+		p.ConfigDir = real
+	}
+
+	// The trace must really cover the agent and its tor.
+	var execs []string
+	sawAgent, sawTor := false, false
+	for _, k := range tree.Tasks {
+		for _, x := range k.Execs {
+			execs = append(execs, fmt.Sprintf("%d %s", k.PID, x.Path))
+			sawAgent = sawAgent || x.Path == bin
+			sawTor = sawTor || sctrace.IsTorProgram(x.Path)
+			if x.Path != bin && x.Path != setpriv && !sctrace.IsTorProgram(x.Path) {
+				t.Errorf("agent executed an unexpected program: %s", x.Path)
+			}
+		}
+	}
+	if !sawAgent || !sawTor {
+		t.Fatalf("trace (%d events, %d tasks) lacks the agent's or tor's execve; execs: %v", len(evs), len(tree.Tasks), execs)
+	}
+
+	fs := sctrace.Analyze(tree, p, sctrace.IsTorProgram)
+	agent, tor := sctrace.Count(fs, false), sctrace.Count(fs, true)
+	t.Logf("trace: %d events, %d tasks (%d task IDs reused), execs %v", len(evs), len(tree.Tasks), tree.Reused, execs)
+	t.Logf("agent (non-tor tasks) by destination class and call: %s", fmtCounts(agent))
+	t.Logf("tor subtree by destination class and call: %s", fmtCounts(tor))
+
+	for _, f := range fs {
+		switch {
+		case f.Tor:
+		case !f.Class.Allowed():
+			t.Errorf("LEAK: %s", f)
+		case f.Class == sctrace.Netlink:
+			t.Logf("netlink (kernel, not network): %s", f)
+		}
+	}
+	if agent[string(sctrace.TorSocks)+" connect"] == 0 {
+		t.Error("the agent never connected to its tor's SOCKS port: the trace does not cover the onion dials")
+	}
+	if agent[string(sctrace.UnixConfigDir)+" connect"] == 0 && agent[string(sctrace.TorControl)+" connect"] == 0 {
+		t.Error("the agent never connected to its tor's control socket")
+	}
+	if tor[string(sctrace.Loopback)+" connect"] == 0 {
+		t.Error("tor's subtree made no connections to relays: the trace did not cover tor")
+	}
+}
+
+func fmtCounts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "\n    %-40s %d", k, m[k])
+	}
+	return b.String()
+}
