@@ -102,8 +102,11 @@ func (f Finding) String() string {
 		who = "tor"
 	}
 	dst := "(connected socket)"
-	if f.Addr != nil {
+	switch {
+	case f.Addr != nil:
 		dst = f.Addr.String()
+	case f.Class == Unparsed:
+		dst = "(" + f.Event.Args + ")"
 	}
 	return fmt.Sprintf("line %d: %s task %d %s → %s [%s] = %s", f.Event.Line, who, f.Event.PID, f.Event.Syscall, dst, f.Class, f.Event.Ret)
 }

@@ -325,6 +325,22 @@ func TestAnalyze(t *testing.T) {
 	}
 }
 
+func TestAnalyzeUnparsedIsNotAllowed(t *testing.T) {
+	// A destination the parser cannot read must fail the check, not
+	// vanish from it.
+	evs, err := Parse(strings.NewReader(`1 connect(3, {sa_family=AF_INET, sin_port=htons(443), sin_addr=0x7f}, 16) = 0`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := Analyze(Build(evs), Policy{}, IsTorProgram)
+	if len(fs) != 1 || fs[0].Class != Unparsed || fs[0].Class.Allowed() {
+		t.Fatalf("findings %v: want one unparsed, disallowed", fs)
+	}
+	if !strings.Contains(fs[0].String(), "sin_addr=0x7f") {
+		t.Errorf("finding %q does not show the raw arguments", fs[0])
+	}
+}
+
 func TestIsTorProgram(t *testing.T) {
 	for p, want := range map[string]bool{"/usr/sbin/tor": true, "tor": true, "/usr/bin/obfs4proxy": true,
 		"/usr/bin/torsocks": false, "/tmp/x/mmogit": false, "/usr/bin/tor-gencert": false} {

@@ -158,7 +158,7 @@ func (e Event) Destinations() ([]Addr, error) {
 		}
 		a, err := ParseSockaddr(r)
 		if err != nil {
-			return out, fmt.Errorf("line %d: %w", e.Line, err)
+			return out, fmt.Errorf("%w (line %d)", err, e.Line)
 		}
 		out = append(out, a)
 	}
