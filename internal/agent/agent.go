@@ -172,7 +172,10 @@ func (a *Agent) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The local API already serves Status; it reads host under mu.
+	a.mu.Lock()
 	a.host = h
+	a.mu.Unlock()
 	h.Host().SetStreamHandler(SyncProtocol, a.handleSync)
 
 	bootstrap, err := a.bootstrapPeers()

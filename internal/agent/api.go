@@ -86,6 +86,7 @@ func (a *Agent) Status(ctx context.Context) localapi.Status {
 	a.mu.Lock()
 	st.Services = append([]string{}, a.services...)
 	st.Error = a.lastErr
+	h := a.host // set by run while the API is already serving
 	a.mu.Unlock()
 	if a.tor != nil {
 		ts := a.tor.status()
@@ -95,11 +96,11 @@ func (a *Agent) Status(ctx context.Context) localapi.Status {
 		st.Published, st.PublishedAt = ts.published, ts.publishedAt
 		st.PoW, st.TorVersion, st.TorRestarts = ts.pow, ts.version, ts.restarts
 	}
-	if a.host != nil {
-		for _, m := range a.host.Addrs() {
+	if h != nil {
+		for _, m := range h.Addrs() {
 			st.Listen = append(st.Listen, m.String())
 		}
-		st.PeersConnected = len(a.host.Host().Network().Peers())
+		st.PeersConnected = len(h.Host().Network().Peers())
 		st.Ready = a.mode() == config.Direct || st.Published
 	}
 	return st
