@@ -24,8 +24,9 @@ const rawVirtualPort = 80
 // to it that hosts the onion services being dialed (ours and the
 // baseline's), so both sides of every comparison cross the same two tors.
 type env struct {
-	dir string
-	net *testnet.Network
+	dir    string
+	net    *testnet.Network
+	ownNet bool // close net with the env
 	srv *tor.Daemon
 	raw *RawServer
 	// rawOnion is the raw server's onion "host:port".
@@ -38,20 +39,23 @@ type env struct {
 // clientSocks is the SOCKS port every onion dial goes through.
 func (e *env) clientSocks() string { return e.net.SocksAddr() }
 
-// startEnv brings up the network, the serving tor and the raw server.
-// On error everything started is stopped.
-func startEnv(ctx context.Context, dir string, progress func(string, ...any)) (_ *env, err error) {
-	e := &env{dir: dir}
+// startEnv brings up the network (unless nw is given), the serving tor and
+// the raw server. On error everything started is stopped.
+func startEnv(ctx context.Context, dir string, nw *testnet.Network, progress func(string, ...any)) (_ *env, err error) {
+	e := &env{dir: dir, net: nw}
 	defer func() {
 		if err != nil {
 			e.close()
 		}
 	}()
-	t0 := time.Now()
-	if e.net, err = testnet.Start(ctx, testnet.Options{Dir: filepath.Join(dir, "testnet")}); err != nil {
-		return nil, err
+	if e.net == nil {
+		t0 := time.Now()
+		if e.net, err = testnet.Start(ctx, testnet.Options{Dir: filepath.Join(dir, "testnet")}); err != nil {
+			return nil, err
+		}
+		e.ownNet = true
+		progress("private Tor network up in %.1fs", time.Since(t0).Seconds())
 	}
-	progress("private Tor network up in %.1fs", time.Since(t0).Seconds())
 	if e.raw, err = NewRawServer(); err != nil {
 		return nil, err
 	}
@@ -79,7 +83,7 @@ func (e *env) close() {
 	if e.raw != nil {
 		e.raw.Close()
 	}
-	if e.net != nil {
+	if e.net != nil && e.ownNet {
 		e.net.Close()
 	}
 }

@@ -72,7 +72,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 			o.Progress(fmt.Sprintf("[%5.1fs] ", time.Since(t0).Seconds()) + fmt.Sprintf(format, args...))
 		}
 	}
-	e, err := startEnv(ctx, o.Dir, progress)
+	e, err := startEnv(ctx, o.Dir, nil, progress)
 	if err != nil {
 		return nil, err
 	}
