@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // MaxFrame is the default cap on a frame's JSON body, as in the reference.
@@ -101,15 +102,35 @@ func ReadFrame(r io.Reader, max int) (NetworkMessage, int, error) {
 	if uint64(n) > uint64(max) {
 		return NetworkMessage{}, 4, fmt.Errorf("%w: header says %d bytes, limit %d", ErrFrameTooLarge, n, max)
 	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(r, body); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
+	body, err := readBody(r, int(n))
+	if err != nil {
 		return NetworkMessage{}, 4, err
 	}
 	m, err := parseBody(body)
 	return m, 4 + int(n), err
+}
+
+// firstChunk bounds what a frame header alone can make us allocate: the
+// body buffer grows only as bytes actually arrive, so a peer that sends a
+// 10 MB header and then stalls costs 64 KiB, not 10 MB, per stream.
+const firstChunk = 64 << 10
+
+func readBody(r io.Reader, n int) ([]byte, error) {
+	body := make([]byte, 0, min(n, firstChunk))
+	for len(body) < n {
+		if len(body) == cap(body) {
+			body = slices.Grow(body, min(cap(body), n-len(body)))
+		}
+		k, err := io.ReadFull(r, body[len(body):min(cap(body), n)])
+		body = body[:len(body)+k]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return body, nil
 }
 
 func parseBody(body []byte) (NetworkMessage, error) {

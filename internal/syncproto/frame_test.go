@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"runtime"
 	"testing"
+	"testing/iotest"
 )
 
 func TestFrameVectors(t *testing.T) {
@@ -81,4 +83,37 @@ func FuzzDecodeFrame(f *testing.F) {
 			t.Fatalf("payload not json after round trip")
 		}
 	})
+}
+
+// TestReadFrameAllocatesAsBytesArrive: a header claiming the maximum size
+// followed by a stall must not allocate the claimed size up front.
+func TestReadFrameAllocatesAsBytesArrive(t *testing.T) {
+	hdr := []byte{0, 0x9f, 0xff, 0xff} // ~10 MB, under the cap
+	var ms0, ms1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms0)
+	for range 20 {
+		_, _, err := ReadFrame(io.MultiReader(bytes.NewReader(hdr), bytes.NewReader([]byte("{"))), MaxFrame)
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("err = %v", err)
+		}
+	}
+	runtime.ReadMemStats(&ms1)
+	if got := ms1.TotalAlloc - ms0.TotalAlloc; got > 20*2*firstChunk {
+		t.Fatalf("20 stalled 10 MB headers allocated %d bytes", got)
+	}
+	// A real large frame still reads whole.
+	big := bytes.Repeat([]byte("a"), 3*firstChunk+17)
+	m, err := NewMessage(TypePing, map[string]string{"pad": string(big)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame, err := AppendFrame(nil, m, MaxFrame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, n, err := ReadFrame(iotest.OneByteReader(bytes.NewReader(frame)), MaxFrame)
+	if err != nil || n != len(frame) || got.Type != TypePing {
+		t.Fatalf("large frame: %v n=%d", err, n)
+	}
 }
