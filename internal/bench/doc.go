@@ -14,7 +14,10 @@
 //     builds a new rendezvous circuit both times (the descriptor is cached).
 //   - sync_onion / sync_direct: syncproto between two git memory stores over
 //     a libp2p stream (onion or TCP loopback), vs the same number of bytes
-//     pushed raw through a SOCKS stream (or a TCP socket) to a sink.
+//     pushed raw through a SOCKS stream (or a TCP socket) to a sink. The
+//     stream_* rows push those bytes over a bare libp2p stream on the same
+//     connection, which separates libp2p's cost from the sync protocol's
+//     and the store's.
 //   - startup_published, discover_onion, agent_rss: real `mmogit agent run`
 //     processes (internal/cluster), vs a bare tor publishing a service.
 //

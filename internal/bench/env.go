@@ -27,8 +27,8 @@ type env struct {
 	dir    string
 	net    *testnet.Network
 	ownNet bool // close net with the env
-	srv *tor.Daemon
-	raw *RawServer
+	srv    *tor.Daemon
+	raw    *RawServer
 	// rawOnion is the raw server's onion "host:port".
 	rawOnion string
 	// bareStartup is tor.Start → first HS_DESC UPLOADED of the raw
