@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"log/slog"
 	"net"
 	"sync"
@@ -199,6 +200,15 @@ func (hst *Host) options(cfg Config) ([]libp2p.Option, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The default connection manager trims only above 192 connections,
+	// above our inbound limit, so a flood holding every inbound slot was
+	// never trimmed. Trim below the limit (kad-dht protects its routing
+	// table peers from trimming).
+	lim := cfg.Limits.withDefaults()
+	cm, err := connmgr.NewConnManager(lim.MaxConns/4, lim.MaxConns/2-lim.MaxConns/8, connmgr.WithGracePeriod(30*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("p2p: connection manager: %w", err)
+	}
 	mode := cfg.Mode
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Identity.Libp2pKey()),
@@ -206,6 +216,7 @@ func (hst *Host) options(cfg Config) ([]libp2p.Option, error) {
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(hst.rm),
+		libp2p.ConnectionManager(cm),
 		libp2p.ConnectionGater(hst.gater),
 		libp2p.MultiaddrResolver(hst.resolver),
 		libp2p.UserAgent(UserAgent),
