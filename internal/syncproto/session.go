@@ -352,6 +352,11 @@ func (s *session) onHello(m NetworkMessage) error {
 		if err != nil || len(pub) != ed25519.PublicKeySize {
 			return protoErr("hello pubkey must be 64 hex characters")
 		}
+		// Refuse a peer naming the wrong key at once, not after the idle
+		// timeout (its Auth would fail anyway).
+		if s.opts.ExpectPeer != nil && !s.opts.ExpectPeer.Equal(ed25519.PublicKey(pub)) {
+			return protoErr("peer says it is %.16s…, expected %.16s…", h.PubKey, hex.EncodeToString(s.opts.ExpectPeer))
+		}
 		s.peerPub, s.needAuth = pub, true
 		s.stats.PeerKey = hex.EncodeToString(pub)
 	} else if s.opts.RequireAuth || s.opts.ExpectPeer != nil {
