@@ -1,8 +1,11 @@
 package main
 
 import (
+	"sync"
+
 	"context"
 	"fmt"
+	"github.com/schollz/progressbar/v3"
 	"io"
 	"time"
 
@@ -25,8 +28,7 @@ func newSyncCmd() *cobra.Command {
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Minute)
 			defer cancel()
-			g.infof("syncing...\n")
-			rs, err := apiClient().Sync(ctx, peer)
+			rs, err := syncWithBar(ctx, peer)
 			if err != nil {
 				return err
 			}
@@ -91,4 +93,38 @@ func newPeersCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+// syncWithBar syncs through the agent; for humans it draws a progress bar
+// once a transfer is large enough to be worth watching.
+func syncWithBar(ctx context.Context, peer string) ([]localapi.SyncResult, error) {
+	if g.json {
+		return apiClient().Sync(ctx, peer)
+	}
+	g.infof("syncing...\n")
+	var bar *progressbar.ProgressBar
+	var mu sync.Mutex // mu guards bar and per
+	per := map[string]localapi.SyncProgress{}
+	rs, err := apiClient().SyncWithProgress(ctx, peer, func(p localapi.SyncProgress) {
+		mu.Lock()
+		defer mu.Unlock()
+		per[p.PeerID] = p
+		got, want := 0, 0
+		for _, q := range per {
+			got, want = got+q.Received, want+q.Wanted
+		}
+		if bar == nil && want >= 200 {
+			bar = progressbar.NewOptions(want, progressbar.OptionSetWriter(g.stderr),
+				progressbar.OptionSetDescription("memories"), progressbar.OptionShowCount(),
+				progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish())
+		}
+		if bar != nil {
+			bar.ChangeMax(want)
+			bar.Set(got)
+		}
+	})
+	if bar != nil {
+		bar.Finish()
+	}
+	return rs, err
 }

@@ -193,7 +193,7 @@ func (a *Agent) syncOptions(remote peer.ID) syncproto.Options {
 }
 
 // Sync implements localapi.Backend.
-func (a *Agent) Sync(ctx context.Context, req localapi.SyncRequest) ([]localapi.SyncResult, error) {
+func (a *Agent) Sync(ctx context.Context, req localapi.SyncRequest, progress func(localapi.SyncProgress)) ([]localapi.SyncResult, error) {
 	if a.host == nil {
 		return nil, errors.New("agent: still starting")
 	}
@@ -222,7 +222,7 @@ func (a *Agent) Sync(ctx context.Context, req localapi.SyncRequest) ([]localapi.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = a.syncOne(ctx, ai, onionHosts[ai.ID])
+			results[i] = a.syncOne(ctx, ai, onionHosts[ai.ID], progress)
 		}()
 	}
 	wg.Wait()
@@ -232,7 +232,7 @@ func (a *Agent) Sync(ctx context.Context, req localapi.SyncRequest) ([]localapi.
 
 // syncOne connects to one peer (retrying transient onion failures with
 // backoff) and runs the sync protocol on a new stream.
-func (a *Agent) syncOne(ctx context.Context, ai peer.AddrInfo, onionHost string) localapi.SyncResult {
+func (a *Agent) syncOne(ctx context.Context, ai peer.AddrInfo, onionHost string, progress func(localapi.SyncProgress)) localapi.SyncResult {
 	res := localapi.SyncResult{PeerID: ai.ID.String()}
 	start := time.Now()
 	fail := func(err error) localapi.SyncResult {
@@ -250,7 +250,13 @@ func (a *Agent) syncOne(ctx context.Context, ai peer.AddrInfo, onionHost string)
 		return fail(fmt.Errorf("agent: open sync stream to %s: %w", ai.ID, err))
 	}
 	defer s.Close()
-	st, err := syncproto.Sync(ctx, s, a.store, a.syncOptions(ai.ID))
+	opts := a.syncOptions(ai.ID)
+	if progress != nil {
+		opts.Progress = func(received, wanted int) {
+			progress(localapi.SyncProgress{PeerID: ai.ID.String(), Received: received, Wanted: wanted})
+		}
+	}
+	st, err := syncproto.Sync(ctx, s, a.store, opts)
 	if err != nil {
 		s.Reset()
 		return fail(err)

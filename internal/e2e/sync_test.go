@@ -115,7 +115,11 @@ func TestThreeAgentsConverge(t *testing.T) {
 	post(t, right, "from right")
 	syncWith(t, left, hub)
 	syncWith(t, right, hub)
-	syncWith(t, left, hub) // picks up what right brought to the hub
+	// The human form streams progress from the agent and prints counts.
+	out, err := run(t, left, "sync", hub.ID.OnionAddress()) // picks up what right brought to the hub
+	if err != nil || !strings.Contains(out, "received 1, sent 0, rejected 0") {
+		t.Fatalf("human sync: %v\n%s", err, out)
+	}
 	all := []string{"from hub", "from left 1", "from left 2", "from right"}
 	for _, a := range ag {
 		wantMessages(t, a, all...)

@@ -123,6 +123,68 @@ func (c *Client) Sync(ctx context.Context, peer string) ([]SyncResult, error) {
 	return r, c.do(ctx, "POST", "/v1/sync", SyncRequest{Peer: peer}, &r)
 }
 
+// SyncWithProgress is Sync, calling progress as messages arrive.
+func (c *Client) SyncWithProgress(ctx context.Context, peer string, progress func(SyncProgress)) ([]SyncResult, error) {
+	var final []SyncResult
+	var failed *Error
+	err := c.stream(ctx, "/v1/sync?progress=1", SyncRequest{Peer: peer}, func(ev SyncEvent) {
+		switch {
+		case ev.Progress != nil && progress != nil:
+			progress(*ev.Progress)
+		case ev.Error != nil:
+			failed = ev.Error
+		case ev.Results != nil:
+			final = ev.Results
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	if failed != nil {
+		return nil, &APIError{Status: http.StatusInternalServerError, Msg: failed.Error, Kind: failed.Kind}
+	}
+	if final == nil {
+		return nil, fmt.Errorf("localapi: sync stream ended without a result")
+	}
+	return final, nil
+}
+
+// stream POSTs in and calls each for every JSON line of the reply.
+func (c *Client) stream(ctx context.Context, path string, in any, each func(SyncEvent)) error {
+	b, err := json.Marshal(in)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://mmogit-agent"+path, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Mmogit-Version", Version)
+	resp, err := c.client().Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return &NotRunningError{Socket: c.socket(), Err: err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		var e Error
+		json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e)
+		return &APIError{Status: resp.StatusCode, Msg: e.Error, Kind: e.Kind}
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var ev SyncEvent
+		if err := dec.Decode(&ev); err == io.EOF {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("localapi: sync stream: %w", err)
+		}
+		each(ev)
+	}
+}
+
 // Peers lists known peers.
 func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
 	var r []Peer

@@ -26,7 +26,12 @@ func (f *fakeBackend) Connect(_ context.Context, r ConnectRequest) (ConnectResul
 	}
 	return ConnectResult{PeerID: r.Target, RTTMillis: 1.5}, nil
 }
-func (f *fakeBackend) Sync(context.Context, SyncRequest) ([]SyncResult, error) {
+func (f *fakeBackend) Sync(_ context.Context, _ SyncRequest, progress func(SyncProgress)) ([]SyncResult, error) {
+	if progress != nil {
+		for i := 1; i <= 3; i++ {
+			progress(SyncProgress{PeerID: "p", Received: i, Wanted: 3})
+		}
+	}
 	return []SyncResult{{PeerID: "p", Received: 3}}, nil
 }
 func (f *fakeBackend) Peers(context.Context) ([]Peer, error) { return []Peer{{PeerID: "p"}}, nil }
@@ -80,6 +85,11 @@ func TestServerClient(t *testing.T) {
 	}
 	if res, err := c.Sync(ctx, ""); err != nil || res[0].Received != 3 {
 		t.Fatalf("sync %v %v", res, err)
+	}
+	var seen []int
+	res, err := c.SyncWithProgress(ctx, "", func(p SyncProgress) { seen = append(seen, p.Received) })
+	if err != nil || res[0].Received != 3 || len(seen) == 0 || seen[len(seen)-1] != 3 {
+		t.Fatalf("sync with progress: %v %v %v", res, seen, err)
 	}
 	if err := c.Shutdown(ctx); err != nil {
 		t.Fatal(err)

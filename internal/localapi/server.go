@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 )
 
@@ -18,7 +19,8 @@ import (
 type Backend interface {
 	Status(ctx context.Context) Status
 	Connect(ctx context.Context, req ConnectRequest) (ConnectResult, error)
-	Sync(ctx context.Context, req SyncRequest) ([]SyncResult, error)
+	// Sync syncs; progress, if not nil, is called as messages arrive.
+	Sync(ctx context.Context, req SyncRequest, progress func(SyncProgress)) ([]SyncResult, error)
 	Peers(ctx context.Context) ([]Peer, error)
 	Advertise(ctx context.Context, req AdvertiseRequest) (Advertisement, error)
 	Discover(ctx context.Context, service string) (DiscoverResult, error)
@@ -75,7 +77,11 @@ func (s *Server) handlers() map[string]func(w http.ResponseWriter, r *http.Reque
 			if err := decode(r, &req); err != nil {
 				return nil, err
 			}
-			return s.b.Sync(r.Context(), req)
+			if r.URL.Query().Get("progress") == "1" {
+				s.syncStream(w, r, req)
+				return streamed{}, nil
+			}
+			return s.b.Sync(r.Context(), req, nil)
 		},
 		"GET /v1/peers": func(w http.ResponseWriter, r *http.Request) (any, error) {
 			return s.b.Peers(r.Context())
@@ -104,6 +110,47 @@ func (s *Server) handlers() map[string]func(w http.ResponseWriter, r *http.Reque
 	}
 }
 
+// streamed marks a reply the handler has already written.
+type streamed struct{}
+
+// syncStream runs a sync and writes SyncEvent lines as it goes, so the CLI
+// can draw a progress bar for large transfers.
+func (s *Server) syncStream(w http.ResponseWriter, r *http.Request, req SyncRequest) {
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	var mu sync.Mutex // mu serialises writes from concurrent peer syncs
+	write := func(ev SyncEvent) {
+		mu.Lock()
+		defer mu.Unlock()
+		json.NewEncoder(w).Encode(ev)
+		if flusher != nil {
+			flusher.Flush()
+		}
+	}
+	var last time.Time
+	res, err := s.b.Sync(r.Context(), req, func(p SyncProgress) {
+		// At most ~10 lines a second: progress is for eyes.
+		if now := time.Now(); now.Sub(last) > 100*time.Millisecond || p.Received >= p.Wanted {
+			last = now
+			write(SyncEvent{Progress: &p})
+		}
+	})
+	if err != nil {
+		e := Error{Error: err.Error()}
+		var k Kinder
+		if errors.As(err, &k) {
+			e.Kind = k.Kind()
+		}
+		write(SyncEvent{Error: &e})
+		return
+	}
+	if res == nil {
+		res = []SyncResult{}
+	}
+	write(SyncEvent{Results: res})
+}
+
 type badRequest string
 
 func (e badRequest) Error() string { return "bad request: " + string(e) }
@@ -123,6 +170,9 @@ func (s *Server) wrap(h func(w http.ResponseWriter, r *http.Request) (any, error
 		w.Header().Set("Mmogit-Version", Version)
 		w.Header().Set("Content-Type", "application/json")
 		v, err := h(w, r)
+		if _, ok := v.(streamed); ok {
+			return
+		}
 		if err != nil {
 			e := Error{Error: err.Error()}
 			code := http.StatusInternalServerError

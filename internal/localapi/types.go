@@ -60,6 +60,21 @@ type SyncRequest struct {
 	Peer string `json:"peer,omitempty"`
 }
 
+// SyncProgress reports messages arriving from one peer during a sync.
+type SyncProgress struct {
+	PeerID   string `json:"peer_id"`
+	Received int    `json:"received"`
+	Wanted   int    `json:"wanted"` // grows as the peer's id lists arrive
+}
+
+// SyncEvent is one line of POST /v1/sync?progress=1, a stream of JSON
+// lines: progress lines, then one line with the results or an error.
+type SyncEvent struct {
+	Progress *SyncProgress `json:"progress,omitempty"`
+	Results  []SyncResult  `json:"results,omitempty"`
+	Error    *Error        `json:"error,omitempty"`
+}
+
 // SyncResult is one peer's outcome.
 type SyncResult struct {
 	PeerID       string  `json:"peer_id"`

@@ -57,6 +57,10 @@ type Options struct {
 	MaxFrame int
 	// Logger receives debug records; nil is silent.
 	Logger *slog.Logger
+	// Progress, if set, is called from the session's goroutine each time
+	// messages arrive: received so far and the number requested so far
+	// (which grows as the peer's id lists arrive). It must not block.
+	Progress func(received, wanted int)
 }
 
 // Stats describes one session.
@@ -606,6 +610,9 @@ func (s *session) onResponse(m NetworkMessage) error {
 		return protoErr("memory response defers everything")
 	}
 	s.stats.MessagesReceived += len(p.Messages)
+	if s.opts.Progress != nil {
+		s.opts.Progress(s.stats.MessagesReceived, len(s.requested))
+	}
 	var ok []memory.Message
 	for _, msg := range p.Messages {
 		id := msg.ID()
