@@ -3,6 +3,7 @@ package memory
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,19 +12,25 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
+	"github.com/go-git/go-git/v5/plumbing/format/objfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage"
 )
 
-// objectWriter writes git objects through go-git's storage (each loose object
-// lands in a temporary file renamed into place) and remembers them so they
-// can be fsynced before the branch ref moves.
+// objectWriter writes git objects, either as loose object files (each
+// written to a temporary file, fsynced and renamed into place) or into an
+// in-memory storer for writePack, and remembers them so that they are
+// durable before the branch ref moves. Loose objects are not written through
+// go-git's storage because after a failed write (a full disk) it leaves its
+// temporary file behind.
 type objectWriter struct {
-	st      storer.EncodedObjectStorer // where new objects go
+	st      storer.EncodedObjectStorer // where new objects go unless loose
+	loose   bool                       // write loose object files instead
 	gitDir  string
 	written []plumbing.Hash
+	dirs    map[string]bool // fan-out directories that got loose objects
 }
 
 type encoder interface {
@@ -31,48 +38,69 @@ type encoder interface {
 }
 
 func (w *objectWriter) put(t plumbing.ObjectType, v encoder, raw []byte) (plumbing.Hash, error) {
-	obj := w.st.NewEncodedObject()
+	obj := &plumbing.MemoryObject{}
 	obj.SetType(t)
 	if v != nil {
 		if err := v.Encode(obj); err != nil {
 			return plumbing.ZeroHash, err
 		}
-	} else {
-		wr, err := obj.Writer()
-		if err != nil {
-			return plumbing.ZeroHash, err
-		}
-		if _, err := wr.Write(raw); err != nil {
-			return plumbing.ZeroHash, err
-		}
-		if err := wr.Close(); err != nil {
-			return plumbing.ZeroHash, err
-		}
+	} else if _, err := obj.Write(raw); err != nil {
+		return plumbing.ZeroHash, err
 	}
-	h, err := w.st.SetEncodedObject(obj)
-	if err != nil {
+	h := obj.Hash()
+	if w.loose {
+		if err := w.writeLoose(obj); err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("memory: write object %s: %w", h, err)
+		}
+	} else if _, err := w.st.SetEncodedObject(obj); err != nil {
 		return plumbing.ZeroHash, err
 	}
 	w.written = append(w.written, h)
 	return h, nil
 }
 
-// sync makes the written loose objects durable: file contents, then the
-// fan-out directories that hold their names.
-func (w *objectWriter) sync() error {
-	dirs := map[string]bool{}
-	for _, h := range w.written {
-		hs := h.String()
-		p := filepath.Join(w.gitDir, "objects", hs[:2], hs[2:])
-		if err := syncPath(p); err != nil {
-			if os.IsNotExist(err) {
-				continue // already packed by a concurrent git gc: durable there
-			}
-			return err
-		}
-		dirs[filepath.Dir(p)] = true
+// writeLoose stores obj as objects/<2 hex>/<38 hex>: zlib of "<type>
+// <size>\0<data>", as git writes it. The temporary file is named like git's
+// own (tmp_obj_), so git treats one left by a crash as its own leftover.
+func (w *objectWriter) writeLoose(obj *plumbing.MemoryObject) error {
+	hs := obj.Hash().String()
+	dir := filepath.Join(w.gitDir, "objects", hs[:2])
+	name := filepath.Join(dir, hs[2:])
+	if _, err := os.Stat(name); err == nil {
+		return nil // content-addressed: already stored
 	}
-	for d := range dirs {
+	var buf bytes.Buffer
+	ow := objfile.NewWriter(&buf)
+	err := ow.WriteHeader(obj.Type(), obj.Size())
+	if err == nil {
+		var r io.ReadCloser
+		if r, err = obj.Reader(); err == nil {
+			_, err = io.Copy(ow, r)
+		}
+	}
+	if cerr := ow.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := writeFileSynced(dir, "tmp_obj_", name, buf.Bytes()); err != nil {
+		return err
+	}
+	if w.dirs == nil {
+		w.dirs = map[string]bool{}
+	}
+	w.dirs[dir] = true
+	return nil
+}
+
+// sync makes the names of the written loose objects durable (their
+// contents were fsynced as they were written).
+func (w *objectWriter) sync() error {
+	for d := range w.dirs {
 		if err := syncPath(d); err != nil {
 			return err
 		}
@@ -226,10 +254,10 @@ func writePack(st storage.Storer, w *objectWriter) error {
 	if _, err := os.Stat(base + ".idx"); err == nil {
 		return nil // the same objects were packed before: already durable
 	}
-	if err := writeFileSynced(dir, base+".pack", pack.Bytes()); err != nil {
+	if err := writeFileSynced(dir, "tmp_pack_", base+".pack", pack.Bytes()); err != nil {
 		return fmt.Errorf("memory: write packfile: %w", err)
 	}
-	if err := writeFileSynced(dir, base+".idx", idx.Bytes()); err != nil {
+	if err := writeFileSynced(dir, "tmp_idx_", base+".idx", idx.Bytes()); err != nil {
 		os.Remove(base + ".pack")
 		return fmt.Errorf("memory: write pack index: %w", err)
 	}
@@ -243,11 +271,12 @@ func writePack(st storage.Storer, w *objectWriter) error {
 	return nil
 }
 
-// writeFileSynced writes data to a temporary file in dir, fsyncs it and
-// renames it to name (read-only, as git leaves pack files). The temporary
-// file is removed if anything fails.
-func writeFileSynced(dir, name string, data []byte) error {
-	f, err := os.CreateTemp(dir, "tmp_mmogit_")
+// writeFileSynced writes data to a temporary file in dir (named with
+// prefix, as git names its own), fsyncs it and renames it to name,
+// read-only as git leaves object files. The temporary file is removed if
+// anything fails.
+func writeFileSynced(dir, prefix, name string, data []byte) error {
+	f, err := os.CreateTemp(dir, prefix)
 	if err != nil {
 		return err
 	}

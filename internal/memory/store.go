@@ -244,10 +244,7 @@ func (s *Store) commitLocked(branch string, files map[string][]byte, msg string)
 		parent, root = c.Hash, c.TreeHash
 	}
 	packed := len(files) >= packThreshold
-	w := &objectWriter{st: s.st, gitDir: s.gitDir}
-	if packed {
-		w.st = gitmem.NewStorage()
-	}
+	w := &objectWriter{st: gitmem.NewStorage(), loose: !packed, gitDir: s.gitDir}
 	te := &treeEdit{w: w, read: s.st}
 	tree, err := te.apply(root, files)
 	if err != nil {
