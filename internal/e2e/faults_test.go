@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -63,6 +64,10 @@ func TestFaults(t *testing.T) {
 	})
 
 	t.Run("DiskFullWhileStoring", func(t *testing.T) {
+		// Needs more than the tmpfs holds; the subtests above leave more.
+		if len(entriesByID(t, holder)) < faultBatch {
+			bulkPost(t, holder, "third", faultBatch)
+		}
 		post(t, cramped, "written before the disk filled", "also before")
 		before := entriesByID(t, cramped)
 		r, err := syncOnce(t, cramped, holder)
@@ -84,11 +89,29 @@ func TestFaults(t *testing.T) {
 				t.Errorf("invalid entry %.8s at %s: %v", id, e.Path, e.Err)
 			}
 		}
-		t.Logf("%d of %d messages stored before the disk filled", len(after)-len(before), 2*faultBatch)
+		t.Logf("%d of %d messages stored before the disk filled", len(after)-len(before), len(entriesByID(t, holder)))
 		gitFsck(t, cramped)
-		if _, err := syncOnce(t, cramped, holder); err == nil {
-			t.Errorf("second sync into the still-full disk succeeded")
+		noJunk(t, tmpfs)
+		if r, err := syncOnce(t, cramped, holder); err == nil || r.ErrorKind != "disk_full" {
+			t.Errorf("second sync into the still-full disk: %+v %v", r, err)
 		}
+		// A small batch takes the loose-object path instead of a pack; fill
+		// what the failed pack left free first.
+		fillDisk(t, filepath.Join(tmpfs, "filler"))
+		small := make([]memory.Message, 3)
+		for i := range small {
+			small[i] = memory.Sign(holder.ID.Private, fmt.Sprintf("small %d %s", i, strings.Repeat("x", 8000)), time.Now())
+		}
+		st, err := memory.Open(tmpfs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Add(context.Background(), small); !errors.Is(err, syscall.ENOSPC) {
+			t.Errorf("small add into the full disk: %v, want ENOSPC", err)
+		}
+		noJunk(t, tmpfs)
+		gitFsck(t, cramped)
+		os.Remove(filepath.Join(tmpfs, "filler"))
 
 		// Free space: the next sync completes.
 		if err := syscall.Mount("tmpfs", tmpfs, "tmpfs", syscall.MS_REMOUNT, "size=64m"); err != nil {
@@ -97,9 +120,7 @@ func TestFaults(t *testing.T) {
 		r = syncRetry(t, cramped, holder)
 		t.Logf("after freeing space: received %d in %.1fs", r.Received, r.DurationMs/1000)
 		wantExactly(t, cramped, holder)
-		if junk, _ := filepath.Glob(filepath.Join(tmpfs, ".git", "objects", "pack", "tmp_*")); len(junk) > 0 {
-			t.Errorf("failed writes left temporary files behind: %v", junk)
-		}
+		noJunk(t, tmpfs)
 	})
 }
 
@@ -281,6 +302,36 @@ func waitRecovered(t *testing.T, a *cluster.Agent, restarts int) {
 			t.Fatalf("%s did not recover: %+v %v", a.Name, st, err)
 		case <-time.After(200 * time.Millisecond):
 		}
+	}
+}
+
+// fillDisk writes name until its filesystem is full.
+func fillDisk(t *testing.T, name string) {
+	t.Helper()
+	f, err := os.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 4096)
+	for {
+		if _, err := f.Write(buf); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("fill %s: %v", name, err)
+			}
+			return
+		}
+	}
+}
+
+// noJunk fails if failed writes left temporary files in a repository.
+func noJunk(t *testing.T, repo string) {
+	t.Helper()
+	junk, _ := filepath.Glob(filepath.Join(repo, ".git", "objects", "pack", "tmp_*"))
+	loose, _ := filepath.Glob(filepath.Join(repo, ".git", "objects", "??", "tmp_*"))
+	refs, _ := filepath.Glob(filepath.Join(repo, ".git", "mmogit-ref-*.tmp"))
+	if junk = append(append(junk, loose...), refs...); len(junk) > 0 {
+		t.Errorf("failed writes left temporary files behind: %v", junk)
 	}
 }
 
