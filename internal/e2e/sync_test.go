@@ -7,12 +7,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mmogit/mmogit/internal/cluster"
 	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/localapi"
+	"github.com/mmogit/mmogit/internal/testnet"
 )
 
 func syncWith(t *testing.T, from, to *cluster.Agent) localapi.SyncResult {
@@ -264,4 +266,33 @@ func syncWithID(t *testing.T, from, to *cluster.Agent) localapi.SyncResult {
 		t.Fatalf("sync failed: %s", rs[0].Error)
 	}
 	return rs[0]
+}
+
+// TestAttachToRunningTor: an agent configured with tor.attach uses an
+// already running tor (here the private network's client, with cookie
+// auth over its control port) instead of starting its own, publishes its
+// onion service there, and leaves that tor running when it stops.
+func TestAttachToRunningTor(t *testing.T) {
+	info := testnet.Shared(t).Info()
+	attach := func(c *config.Config) {
+		c.Tor.Attach = &config.Attach{Control: info.Control, Socks: info.Socks, CookiePath: info.Cookie}
+	}
+	ag := startAgents(t, agentSpec{name: "attached", configure: attach}, agentSpec{name: "own"})
+	attached, own := ag[0], ag[1]
+	if _, err := os.Stat(filepath.Join(attached.Dir, "tor-data")); err == nil {
+		t.Error("attached agent created its own tor data dir")
+	}
+	post(t, attached, "via the system tor")
+	syncWith(t, own, attached) // reaches the onion service published on the attached tor
+	syncWith(t, attached, own) // dials out through the attached tor's SOCKS port
+	wantMessages(t, own, "via the system tor")
+	if err := attached.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The tor we attached to is not ours to stop.
+	for _, pid := range info.PIDs {
+		if err := syscall.Kill(pid, 0); err != nil {
+			t.Errorf("testnet tor %d gone after the attached agent stopped: %v", pid, err)
+		}
+	}
 }
