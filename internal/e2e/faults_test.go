@@ -36,6 +36,9 @@ const (
 )
 
 func TestFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three agents on the private Tor network, ~15,000 messages moved: slow")
+	}
 	cramped, tmpfs := startOnTmpfs(t, "cramped", 1536<<10)
 	ag := startAgents(t, agentSpec{name: "holder"}, agentSpec{name: "puller"})
 	holder, puller := ag[0], ag[1]
