@@ -63,39 +63,51 @@ func (c *Client) client() *http.Client {
 	return c.hc
 }
 
-func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+// send makes one request and returns a 2xx response (body open) or the
+// typed error: agent not running, version skew, or the agent's error reply.
+func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://mmogit-agent"+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Mmogit-Version", Version)
 	resp, err := c.client().Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
-		return &NotRunningError{Socket: c.socket(), Err: err}
+		return nil, &NotRunningError{Socket: c.socket(), Err: err}
 	}
-	defer resp.Body.Close()
 	if v := resp.Header.Get("Mmogit-Version"); v != Version {
-		return fmt.Errorf("localapi: agent speaks API version %q, this CLI %q: restart the agent (`mmogit tor stop; mmogit tor start`)", v, Version)
+		resp.Body.Close()
+		return nil, fmt.Errorf("localapi: agent speaks API version %q, this CLI %q: restart the agent (`mmogit tor stop; mmogit tor start`)", v, Version)
 	}
 	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
 		var e Error
 		json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e)
 		if e.Error == "" {
 			e.Error = resp.Status
 		}
-		return &APIError{Status: resp.StatusCode, Msg: e.Error, Kind: e.Kind}
+		return nil, &APIError{Status: resp.StatusCode, Msg: e.Error, Kind: e.Kind}
 	}
+	return resp, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.send(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
 	if out == nil {
 		return nil
 	}
@@ -151,28 +163,11 @@ func (c *Client) SyncWithProgress(ctx context.Context, peer string, progress fun
 
 // stream POSTs in and calls each for every JSON line of the reply.
 func (c *Client) stream(ctx context.Context, path string, in any, each func(SyncEvent)) error {
-	b, err := json.Marshal(in)
+	resp, err := c.send(ctx, "POST", path, in)
 	if err != nil {
 		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, "POST", "http://mmogit-agent"+path, bytes.NewReader(b))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Mmogit-Version", Version)
-	resp, err := c.client().Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return &NotRunningError{Socket: c.socket(), Err: err}
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		var e Error
-		json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&e)
-		return &APIError{Status: resp.StatusCode, Msg: e.Error, Kind: e.Kind}
-	}
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var ev SyncEvent

@@ -127,7 +127,10 @@ type DiscoverResult struct {
 	DurationMs float64         `json:"duration_ms"`
 }
 
-// Error is the body of every non-2xx reply.
+// Error is the body of every non-2xx reply. Kind, when set, is one of:
+// bad_request, bad_address, tor_not_running, onion_unreachable (retry
+// later), onion_auth, circuit_failed, socks_error, timeout,
+// connection_lost, disk_full, error.
 type Error struct {
 	Error string `json:"error"`
 	Kind  string `json:"kind,omitempty"`
