@@ -66,6 +66,10 @@ type Agent struct {
 	stop     context.CancelFunc
 	stopOnce sync.Once
 
+	// ready is closed once host and disc are set; API handlers that need
+	// them wait for it (the API serves status while tor bootstraps).
+	ready chan struct{}
+
 	// syncIdle overrides the sync protocol's idle timeout for inbound and
 	// outbound sessions (zero: syncproto.DefaultIdle). Tests shorten it to
 	// watch a stalled peer get cut off; it must be set before Run.
@@ -105,7 +109,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	return &Agent{
 		opts: opts, id: opts.Identity, log: opts.Logger, store: st, peers: pb, lock: lock,
-		start: time.Now(), services: opts.Config.Services,
+		start: time.Now(), services: opts.Config.Services, ready: make(chan struct{}),
 	}, nil
 }
 
@@ -172,10 +176,7 @@ func (a *Agent) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// The local API already serves Status; it reads host under mu.
-	a.mu.Lock()
 	a.host = h
-	a.mu.Unlock()
 	h.Host().SetStreamHandler(SyncProtocol, a.handleSync)
 
 	bootstrap, err := a.bootstrapPeers()
@@ -187,6 +188,7 @@ func (a *Agent) run(ctx context.Context) error {
 		return err
 	}
 	a.disc = d
+	close(a.ready)
 	go a.bootstrapLoop(ctx, bootstrap)
 	if len(a.services) > 0 {
 		go a.keepAdvertising(ctx)
@@ -246,6 +248,22 @@ func (a *Agent) setErr(err error) {
 	a.lastErr = err.Error()
 }
 
+// errStarting is returned by API calls made before the host is up.
+var errStarting = &kindError{kind: "starting", err: errors.New("agent: still starting (tor bootstrap or onion publication in progress); see `mmogit tor status`")}
+
+// started reports whether host and disc are set (and makes them safe to
+// read: the close of ready happens after they are written).
+func (a *Agent) started() bool {
+	select {
+	case <-a.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// shutdown runs on Run's goroutine after run returned, so it may read
+// host and disc whether or not run got as far as closing ready.
 func (a *Agent) shutdown() {
 	if a.disc != nil {
 		a.disc.Close()

@@ -86,7 +86,6 @@ func (a *Agent) Status(ctx context.Context) localapi.Status {
 	a.mu.Lock()
 	st.Services = append([]string{}, a.services...)
 	st.Error = a.lastErr
-	h := a.host // set by run while the API is already serving
 	a.mu.Unlock()
 	if a.tor != nil {
 		ts := a.tor.status()
@@ -96,11 +95,11 @@ func (a *Agent) Status(ctx context.Context) localapi.Status {
 		st.Published, st.PublishedAt = ts.published, ts.publishedAt
 		st.PoW, st.TorVersion, st.TorRestarts = ts.pow, ts.version, ts.restarts
 	}
-	if h != nil {
-		for _, m := range h.Addrs() {
+	if a.started() {
+		for _, m := range a.host.Addrs() {
 			st.Listen = append(st.Listen, m.String())
 		}
-		st.PeersConnected = len(h.Host().Network().Peers())
+		st.PeersConnected = len(a.host.Host().Network().Peers())
 		st.Ready = a.mode() == config.Direct || st.Published
 	}
 	return st
@@ -108,8 +107,8 @@ func (a *Agent) Status(ctx context.Context) localapi.Status {
 
 // Connect implements localapi.Backend.
 func (a *Agent) Connect(ctx context.Context, req localapi.ConnectRequest) (localapi.ConnectResult, error) {
-	if a.host == nil {
-		return localapi.ConnectResult{}, errors.New("agent: still starting")
+	if !a.started() {
+		return localapi.ConnectResult{}, errStarting
 	}
 	ai, onionHost, err := parseTarget(req.Target)
 	if err != nil {
@@ -194,8 +193,8 @@ func (a *Agent) syncOptions(remote peer.ID) syncproto.Options {
 
 // Sync implements localapi.Backend.
 func (a *Agent) Sync(ctx context.Context, req localapi.SyncRequest, progress func(localapi.SyncProgress)) ([]localapi.SyncResult, error) {
-	if a.host == nil {
-		return nil, errors.New("agent: still starting")
+	if !a.started() {
+		return nil, errStarting
 	}
 	var targets []peer.AddrInfo
 	onionHosts := map[peer.ID]string{}
@@ -299,7 +298,7 @@ func (a *Agent) Peers(ctx context.Context) ([]localapi.Peer, error) {
 	var out []localapi.Peer
 	for _, r := range a.peers.list() {
 		p := localapi.Peer{PeerID: r.PeerID, OnionAddress: r.OnionAddress, Addrs: r.Addrs, LastSeen: r.LastSeen, Services: r.Services}
-		if id, err := peer.Decode(r.PeerID); err == nil && a.host != nil {
+		if id, err := peer.Decode(r.PeerID); err == nil && a.started() {
 			conns := a.host.Host().Network().ConnsToPeer(id)
 			p.Connected = len(conns) > 0
 			p.Transport = string(a.peerMode(id))
@@ -330,8 +329,8 @@ func (a *Agent) peerMode(id peer.ID) config.Transport {
 
 // Advertise implements localapi.Backend.
 func (a *Agent) Advertise(ctx context.Context, req localapi.AdvertiseRequest) (localapi.Advertisement, error) {
-	if a.disc == nil {
-		return localapi.Advertisement{}, errors.New("agent: still starting")
+	if !a.started() {
+		return localapi.Advertisement{}, errStarting
 	}
 	services, err := discovery.NormalizeServices(req.Services)
 	if err != nil {
@@ -373,8 +372,8 @@ func apiAd(ad discovery.Advertisement, now time.Time) localapi.Advertisement {
 
 // Discover implements localapi.Backend.
 func (a *Agent) Discover(ctx context.Context, service string) (localapi.DiscoverResult, error) {
-	if a.disc == nil {
-		return localapi.DiscoverResult{}, errors.New("agent: still starting")
+	if !a.started() {
+		return localapi.DiscoverResult{}, errStarting
 	}
 	start := time.Now()
 	res, err := a.disc.Discover(ctx, service)
@@ -470,7 +469,7 @@ func (a *Agent) keepAdvertising(ctx context.Context) {
 
 // dropOnionConns closes connections that went through a tor that died.
 func (a *Agent) dropOnionConns() {
-	if a.host == nil {
+	if !a.started() {
 		return
 	}
 	for _, c := range a.host.Host().Network().Conns() {
