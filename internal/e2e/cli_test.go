@@ -159,3 +159,24 @@ func TestInitVerifiesWords(t *testing.T) {
 		t.Fatalf("init result %s", out)
 	}
 }
+
+// TestAgentChecksPermissions: the agent refuses to start with a config dir
+// others can read, or a tor.json others can write (it names the binary
+// the agent runs), and says how to fix it.
+func TestAgentChecksPermissions(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "home")
+	if _, stderr, err := mm(t, dir, "", "init", "--no-verify"); err != nil {
+		t.Fatal(err, stderr)
+	}
+	mm(t, dir, "", "show") // writes nothing; tor.json appears on first agent use
+	os.Chmod(dir, 0o755)
+	if _, stderr, err := mm(t, dir, "", "agent", "run"); err == nil || !strings.Contains(stderr, "chmod 700") {
+		t.Errorf("world-readable config dir: %v %s", err, stderr)
+	}
+	os.Chmod(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, "tor.json"), []byte(`{"transport":"direct"}`), 0o666)
+	os.Chmod(filepath.Join(dir, "tor.json"), 0o666)
+	if _, stderr, err := mm(t, dir, "", "agent", "run"); err == nil || !strings.Contains(stderr, "chmod 600") {
+		t.Errorf("world-writable tor.json: %v %s", err, stderr)
+	}
+}
