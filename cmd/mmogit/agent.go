@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -83,7 +85,7 @@ func runAgent(ctx context.Context, a agentRunArgs) error {
 	}
 	opts := agent.Options{ConfigDir: g.configDir, Config: cfg, Identity: id, Bootstrap: a.bootstrap, Logger: g.log}
 	if a.testnet != "" {
-		info, err := testnet.Load(a.testnet)
+		info, err := loadTestnet(a.testnet)
 		if err != nil {
 			return err
 		}
@@ -97,4 +99,14 @@ func runAgent(ctx context.Context, a agentRunArgs) error {
 		return err
 	}
 	return ag.Run(ctx)
+}
+
+// loadTestnet reads the private network description in dir, with an
+// error that says how to get one.
+func loadTestnet(dir string) (testnet.Info, error) {
+	info, err := testnet.Load(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return info, fmt.Errorf("no private Tor network in %s; start one with `mmogit testnet up --dir %s`", dir, dir)
+	}
+	return info, err
 }

@@ -76,6 +76,9 @@ func startAgent(ctx context.Context, a startArgs) (localapi.Status, error) {
 		if a.testnet, err = filepath.Abs(a.testnet); err != nil {
 			return localapi.Status{}, err
 		}
+		if _, err := loadTestnet(a.testnet); err != nil {
+			return localapi.Status{}, err
+		}
 	}
 	if err := os.MkdirAll(g.configDir, 0o700); err != nil {
 		return localapi.Status{}, err
