@@ -34,6 +34,7 @@ const (
 	TypeSummary        = "Summary"
 	TypeIDs            = "Ids"
 	TypeDone           = "Done"
+	TypeBuckets        = "Buckets"
 )
 
 // NetworkMessage is one frame's body: {"msg_type", "payload", "signature"}.

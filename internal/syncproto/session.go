@@ -4,12 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -29,9 +29,13 @@ type Syncer interface {
 
 var _ Syncer = (*memory.Store)(nil)
 
+// Version is the protocol version this side speaks (Hello's "version").
+// Version 2 reconciles differing authors by buckets; a peer whose Hello says
+// 1 gets the version 1 exchange (whole ID lists), see the package doc.
+const Version = 2
+
 // Protocol limits; see the package documentation.
 const (
-	Version          = 1
 	DefaultIdle      = 30 * time.Second
 	maxIDsPerRequest = 512
 	maxOutstanding   = 4
@@ -61,6 +65,10 @@ type Options struct {
 	// messages arrive: received so far and the number requested so far
 	// (which grows as the peer's id lists arrive). It must not block.
 	Progress func(received, wanted int)
+
+	// version, if set, is the protocol version this side speaks instead
+	// of Version: tests use it to play a version 1 peer.
+	version int
 }
 
 // Stats describes one session.
@@ -99,6 +107,7 @@ type summaryMsg struct {
 }
 type idsMsg struct {
 	Author string   `json:"author"`
+	Prefix string   `json:"prefix,omitempty"` // the node; "" (all the author's IDs) in version 1
 	IDs    []string `json:"ids"`
 	More   bool     `json:"more"`
 }
@@ -132,12 +141,17 @@ type session struct {
 	have    map[string]bool     // our IDs at the start
 
 	peerHello   *helloMsg
+	version     int // agreed: the lower of ours and the peer's
 	peerNonce   []byte
 	peerPub     []byte
 	needAuth    bool // peer named a key and owes an Auth
 	peerSummary map[string]authorSummary
 	summaryDone bool
-	expectIDs   map[string][]string // authors whose ID list we await → IDs so far
+	// Reconciliation state. Each entry is a node that differs and whose
+	// peer half we await; their number is bounded by our own inventory
+	// (see reconcile.go), not by what the peer claims.
+	expectBuckets map[nodeKey]bucketSum // expanded nodes → the peer's claim
+	expectIDs     map[nodeKey]*idStream // leaves → the peer's list so far
 
 	want        []string   // IDs to request
 	requests    [][]string // outstanding requests, oldest first
@@ -161,10 +175,14 @@ func Sync(ctx context.Context, rw io.ReadWriter, store Syncer, opts Options) (St
 	}
 	s := &session{
 		ctx: ctx, store: store, opts: opts,
-		c:         newConn(ctx, rw, opts.IdleTimeout, opts.MaxFrame),
-		log:       opts.Logger,
-		requested: map[string]bool{},
-		expectIDs: map[string][]string{},
+		c:             newConn(ctx, rw, opts.IdleTimeout, opts.MaxFrame),
+		log:           opts.Logger,
+		requested:     map[string]bool{},
+		expectBuckets: map[nodeKey]bucketSum{},
+		expectIDs:     map[nodeKey]*idStream{},
+	}
+	if s.opts.version == 0 {
+		s.opts.version = Version
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -188,7 +206,7 @@ func (s *session) run() error {
 
 	s.myNonce = make([]byte, 32)
 	rand.Read(s.myNonce)
-	hello := helloMsg{Nonce: hex.EncodeToString(s.myNonce), Version: Version}
+	hello := helloMsg{Nonce: hex.EncodeToString(s.myNonce), Version: s.opts.version}
 	if s.opts.Identity != nil {
 		s.myPub = s.opts.Identity.Public().(ed25519.PublicKey)
 		hello.PubKey = hex.EncodeToString(s.myPub)
@@ -248,6 +266,8 @@ func (s *session) waitingFor() string {
 		return "auth"
 	case !s.summaryDone:
 		return "summary"
+	case len(s.expectBuckets) > 0:
+		return "bucket digests"
 	case len(s.expectIDs) > 0:
 		return "id lists"
 	case len(s.requests) > 0:
@@ -310,6 +330,11 @@ func (s *session) handle(m NetworkMessage) (finished bool, err error) {
 		err = s.onSummary(m)
 	case TypeIDs:
 		err = s.onIDs(m)
+	case TypeBuckets:
+		if s.version < 2 {
+			return false, protoErr("buckets from a version %d peer", s.version)
+		}
+		err = s.onBuckets(m)
 	case TypeMemoryRequest:
 		err = s.onRequest(m)
 	case TypeMemoryResponse:
@@ -346,6 +371,15 @@ func (s *session) onHello(m NetworkMessage) error {
 	var h helloMsg
 	if err := decodePayload(m, &h); err != nil {
 		return err
+	}
+	if h.Version < 1 {
+		return protoErr("peer speaks sync version %d; this side speaks 1 and %d", h.Version, s.opts.version)
+	}
+	// A version 1 peer ignores our version and runs the version 1
+	// exchange, so we run it too; a newer peer does the same for us.
+	s.version = min(h.Version, s.opts.version)
+	if s.version < Version {
+		s.log.Debug("syncproto: peer speaks an older protocol", "version", h.Version)
 	}
 	nonce, err := hex.DecodeString(h.Nonce)
 	if err != nil || len(nonce) != 32 {
@@ -395,16 +429,6 @@ func (s *session) onAuth(m NetworkMessage) error {
 	return nil
 }
 
-func digest(ids []string) string {
-	h := sha256.New()
-	h.Write([]byte("mmogit-sync-summary-v1\x00"))
-	for _, id := range ids {
-		h.Write([]byte(id))
-		h.Write([]byte{'\n'})
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 func (s *session) sendSummary() error {
 	inv, err := s.store.Inventory(s.ctx)
 	if err != nil {
@@ -414,6 +438,10 @@ func (s *session) sendSummary() error {
 	authors := make([]string, 0, len(inv))
 	for a, ids := range inv {
 		authors = append(authors, a)
+		if !slices.IsSorted(ids) { // the digests and the bucket split need sorted IDs
+			ids = slices.Sorted(slices.Values(ids))
+			inv[a] = ids
+		}
 		for _, id := range ids {
 			s.have[id] = true
 		}
@@ -463,7 +491,7 @@ func (s *session) onSummary(m NetworkMessage) error {
 		return nil
 	}
 	s.summaryDone = true
-	// D: authors whose summaries differ. Send ours, await theirs.
+	// D: authors whose summaries differ. Reconcile each from its root.
 	var diff []string
 	for a, sum := range s.peerSummary {
 		if mine := s.inv[a]; len(mine) != sum.Count || digest(mine) != sum.Digest {
@@ -477,54 +505,9 @@ func (s *session) onSummary(m NetworkMessage) error {
 	}
 	sort.Strings(diff)
 	for _, a := range diff {
-		if s.peerSummary[a].Count > 0 {
-			s.expectIDs[a] = nil
-		}
-	}
-	for _, a := range diff {
-		ids := s.inv[a]
-		for len(ids) > 0 {
-			n := min(len(ids), idsPerFrame)
-			if err := s.send(TypeIDs, idsMsg{Author: a, IDs: ids[:n], More: n < len(ids)}); err != nil {
-				return err
-			}
-			ids = ids[n:]
-		}
-	}
-	return nil
-}
-
-func (s *session) onIDs(m NetworkMessage) error {
-	var p idsMsg
-	if err := decodePayload(m, &p); err != nil {
-		return err
-	}
-	got, ok := s.expectIDs[p.Author]
-	if !ok || !s.summaryDone {
-		return protoErr("unexpected id list for author %.16q", p.Author)
-	}
-	for _, id := range p.IDs {
-		if !memory.IsID(id) {
-			return protoErr("bad message id %.70q", id)
-		}
-	}
-	got = append(got, p.IDs...)
-	sum := s.peerSummary[p.Author]
-	if len(got) > sum.Count {
-		return protoErr("author %.16s: more ids than the summary's %d", p.Author, sum.Count)
-	}
-	if p.More {
-		s.expectIDs[p.Author] = got
-		return nil
-	}
-	delete(s.expectIDs, p.Author)
-	if len(got) != sum.Count || digest(got) != sum.Digest {
-		return protoErr("author %.16s: id list does not match its summary", p.Author)
-	}
-	for _, id := range got {
-		if !s.have[id] && !s.requested[id] {
-			s.want = append(s.want, id)
-			s.requested[id] = true
+		peer := bucketSum{Count: s.peerSummary[a].Count, Digest: s.peerSummary[a].Digest}
+		if err := s.reconcile(nodeKey{author: a}, s.inv[a], peer); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -541,7 +524,7 @@ func (s *session) pump() error {
 		}
 		s.requests = append(s.requests, batch)
 	}
-	if !s.sentDone && s.summarySent && s.summaryDone && !s.needAuth && len(s.expectIDs) == 0 && len(s.want) == 0 && len(s.requests) == 0 {
+	if !s.sentDone && s.summarySent && s.summaryDone && !s.needAuth && len(s.expectBuckets) == 0 && len(s.expectIDs) == 0 && len(s.want) == 0 && len(s.requests) == 0 {
 		if err := s.send(TypeDone, struct{}{}); err != nil {
 			return err
 		}
