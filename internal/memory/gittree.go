@@ -2,7 +2,11 @@ package memory
 
 import (
 	"bytes"
+	"compress/zlib"
+	"crypto/sha1"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,7 +17,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
 	"github.com/go-git/go-git/v5/plumbing/format/objfile"
-	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage"
@@ -229,24 +232,12 @@ func (te *treeEdit) entries(h plumbing.Hash) ([]object.TreeEntry, error) {
 // it keeps its temporary pack and file descriptors (the space stays taken
 // until the process exits), and it writes the index in place.
 func writePack(st storage.Storer, w *objectWriter) error {
-	var pack bytes.Buffer
-	h, err := packfile.NewEncoder(&pack, w.st, false).Encode(w.written, 0)
+	pack, h, mi, err := encodePack(w.st, w.written)
 	if err != nil {
 		return fmt.Errorf("memory: encode packfile: %w", err)
 	}
-	iw := new(idxfile.Writer)
-	p, err := packfile.NewParser(packfile.NewScanner(bytes.NewReader(pack.Bytes())), iw)
-	if err == nil {
-		_, err = p.Parse()
-	}
 	var idx bytes.Buffer
-	if err == nil {
-		var mi *idxfile.MemoryIndex
-		if mi, err = iw.Index(); err == nil {
-			_, err = idxfile.NewEncoder(&idx).Encode(mi)
-		}
-	}
-	if err != nil {
+	if _, err := idxfile.NewEncoder(&idx).Encode(mi); err != nil {
 		return fmt.Errorf("memory: index packfile: %w", err)
 	}
 	dir := filepath.Join(w.gitDir, "objects", "pack")
@@ -254,7 +245,7 @@ func writePack(st storage.Storer, w *objectWriter) error {
 	if _, err := os.Stat(base + ".idx"); err == nil {
 		return nil // the same objects were packed before: already durable
 	}
-	if err := writeFileSynced(dir, "tmp_pack_", base+".pack", pack.Bytes()); err != nil {
+	if err := writeFileSynced(dir, "tmp_pack_", base+".pack", pack); err != nil {
 		return fmt.Errorf("memory: write packfile: %w", err)
 	}
 	if err := writeFileSynced(dir, "tmp_idx_", base+".idx", idx.Bytes()); err != nil {
@@ -297,4 +288,72 @@ func writeFileSynced(dir, prefix, name string, data []byte) error {
 		os.Remove(f.Name())
 	}
 	return err
+}
+
+// encodePack writes the objects named by hashes (duplicates once) as a
+// version 2 packfile without deltas and builds its index as it goes.
+// go-git's Encoder followed by its Parser compressed every object at zlib's
+// default level and then inflated them all again just to learn the offsets
+// and CRCs written a moment before; on a 10,000-message import that was a
+// third of the time. Messages are small and unrelated, so deltas would
+// gain little, and BestSpeed costs a few percent of pack size.
+func encodePack(src storer.EncodedObjectStorer, hashes []plumbing.Hash) ([]byte, plumbing.Hash, *idxfile.MemoryIndex, error) {
+	seen := make(map[plumbing.Hash]bool, len(hashes))
+	uniq := make([]plumbing.Hash, 0, len(hashes))
+	for _, h := range hashes {
+		if !seen[h] {
+			seen[h] = true
+			uniq = append(uniq, h)
+		}
+	}
+	var pack bytes.Buffer
+	pack.WriteString("PACK")
+	binary.Write(&pack, binary.BigEndian, [2]uint32{2, uint32(len(uniq))})
+	iw := new(idxfile.Writer)
+	iw.OnHeader(uint32(len(uniq)))
+	zw, _ := zlib.NewWriterLevel(nil, zlib.BestSpeed)
+	for _, h := range uniq {
+		obj, err := src.EncodedObject(plumbing.AnyObject, h)
+		if err != nil {
+			return nil, plumbing.ZeroHash, nil, err
+		}
+		start := pack.Len()
+		pack.Write(packEntryHeader(obj.Type(), obj.Size()))
+		zw.Reset(&pack)
+		rd, err := obj.Reader()
+		if err != nil {
+			return nil, plumbing.ZeroHash, nil, err
+		}
+		_, err = io.Copy(zw, rd)
+		rd.Close()
+		if err == nil {
+			err = zw.Close()
+		}
+		if err != nil {
+			return nil, plumbing.ZeroHash, nil, err
+		}
+		crc := crc32.ChecksumIEEE(pack.Bytes()[start:])
+		iw.OnInflatedObjectContent(h, int64(start), crc, nil)
+	}
+	sum := sha1.Sum(pack.Bytes())
+	pack.Write(sum[:])
+	var ph plumbing.Hash
+	copy(ph[:], sum[:])
+	if err := iw.OnFooter(ph); err != nil {
+		return nil, plumbing.ZeroHash, nil, err
+	}
+	mi, err := iw.Index()
+	return pack.Bytes(), ph, mi, err
+}
+
+// packEntryHeader is a pack entry's type and inflated size: 3 type bits and
+// 4 size bits in the first byte, then 7 size bits per byte, low bits first,
+// the high bit saying another byte follows.
+func packEntryHeader(t plumbing.ObjectType, size int64) []byte {
+	b := []byte{byte(t)<<4 | byte(size&0x0f)}
+	for size >>= 4; size > 0; size >>= 7 {
+		b[len(b)-1] |= 0x80
+		b = append(b, byte(size&0x7f))
+	}
+	return b
 }

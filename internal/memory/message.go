@@ -50,6 +50,7 @@ var (
 	ErrSignatureMismatch = errors.New("memory: signature does not match")
 	ErrTooLarge          = errors.New("memory: content too large")
 	ErrMalformed         = errors.New("memory: malformed message file")
+	ErrNotUTF8           = errors.New("memory: content is not valid UTF-8")
 )
 
 // Message is one signed memory, in the reference wire and storage format.

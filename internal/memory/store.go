@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -133,16 +134,42 @@ func (s *Store) Post(ctx context.Context, priv ed25519.PrivateKey, content strin
 	if len(content) > MaxContentBytes {
 		return Message{}, fmt.Errorf("memory: post: %w: %d bytes, limit %d", ErrTooLarge, len(content), MaxContentBytes)
 	}
+	if !utf8.ValidString(content) {
+		// JSON would store U+FFFD for the bad bytes and the signature,
+		// made over the original bytes, would no longer verify.
+		return Message{}, fmt.Errorf("memory: post: %w", ErrNotUTF8)
+	}
 	m := Sign(priv, content, time.Now())
 	data, err := encode(m)
 	if err != nil {
 		return Message{}, fmt.Errorf("memory: post: %w", err)
 	}
 	id := m.ID()
+	s.rememberVerified(data, m)
 	if _, err := s.commit(ctx, BranchFor(m.Author), map[string][]byte{filePath(id): data}, "memory "+id); err != nil {
 		return Message{}, fmt.Errorf("memory: post: %w", err)
 	}
 	return m, nil
+}
+
+// rememberVerified records in the blob cache that data, about to be
+// committed, holds m, which has just been verified. Without it the next
+// scan after a commit reads, inflates, decodes and verifies every new blob
+// again: on a 10,000-message import that was half the time of Add. The
+// cache is keyed by content hash, so an entry is right whether or not the
+// commit succeeds. Valid UTF-8 strings survive encode's JSON exactly;
+// invalid bytes would be replaced (breaking the signature), so such a
+// message is left for the scan to judge.
+func (s *Store) rememberVerified(data []byte, m Message) {
+	for _, f := range []string{m.Content, m.Author, m.Timestamp, m.Signature} {
+		if !utf8.ValidString(f) {
+			return
+		}
+	}
+	h := plumbing.ComputeHash(plumbing.BlobObject, data)
+	s.mu.Lock()
+	s.blobs[h] = parsed{msg: m}
+	s.mu.Unlock()
 }
 
 // Add imports messages received from peers. Every message is verified before
@@ -176,6 +203,7 @@ func (s *Store) Add(ctx context.Context, msgs []Message) (AddResult, error) {
 		if err != nil {
 			return res, fmt.Errorf("memory: add: %w", err)
 		}
+		s.rememberVerified(data, m)
 		b := BranchFor(m.Author)
 		if byBranch[b] == nil {
 			byBranch[b] = map[string][]byte{}
@@ -314,6 +342,17 @@ func (s *Store) writeRef(ref plumbing.ReferenceName, h plumbing.Hash) error {
 // edited after signing, or one that is not a message at all, is returned
 // with Valid false and the reason in Err.
 func (s *Store) All(ctx context.Context) ([]Entry, error) {
+	all, err := s.entries(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sortByTime(all)
+	return all, nil
+}
+
+// entries is All unsorted, for callers that index rather than list (the
+// sort was a sixth of a bulk import's time).
+func (s *Store) entries(ctx context.Context) ([]Entry, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var all []Entry
@@ -335,7 +374,6 @@ func (s *Store) All(ctx context.Context) ([]Entry, error) {
 		}
 		all = append(all, es...)
 	}
-	sortByTime(all)
 	return all, nil
 }
 
@@ -462,7 +500,7 @@ func (s *Store) parseBlobLocked(h plumbing.Hash) (parsed, error) {
 // Inventory returns the IDs of the valid messages in the store, sorted, by
 // author (64 hex).
 func (s *Store) Inventory(ctx context.Context) (map[string][]string, error) {
-	es, err := s.All(ctx)
+	es, err := s.entries(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -481,14 +519,14 @@ func (s *Store) Inventory(ctx context.Context) (map[string][]string, error) {
 }
 
 func (s *Store) idSet(ctx context.Context) (map[string]bool, error) {
-	inv, err := s.Inventory(ctx)
+	es, err := s.entries(ctx)
 	if err != nil {
 		return nil, err
 	}
-	set := map[string]bool{}
-	for _, ids := range inv {
-		for _, id := range ids {
-			set[id] = true
+	set := make(map[string]bool, len(es))
+	for _, e := range es {
+		if e.Valid {
+			set[e.ID] = true
 		}
 	}
 	return set, nil
@@ -497,7 +535,7 @@ func (s *Store) idSet(ctx context.Context) (map[string]bool, error) {
 // Get returns the valid stored messages with the given IDs, in the order
 // asked; unknown IDs are skipped.
 func (s *Store) Get(ctx context.Context, ids []string) ([]Message, error) {
-	es, err := s.All(ctx)
+	es, err := s.entries(ctx)
 	if err != nil {
 		return nil, err
 	}

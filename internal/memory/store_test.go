@@ -1,7 +1,9 @@
 package memory
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -354,4 +356,84 @@ func TestPackedAddSeenByOtherInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	fsck(t, s.Dir())
+}
+
+// TestPackEntryHeader checks the pack entry header against sizes worked out
+// from the pack format (gitformat-pack: 3 type bits, 4 then 7 size bits).
+func TestPackEntryHeader(t *testing.T) {
+	tests := []struct {
+		typ  plumbing.ObjectType
+		size int64
+		want []byte
+	}{
+		{plumbing.BlobObject, 0, []byte{0x30}},
+		{plumbing.BlobObject, 15, []byte{0x3f}},
+		{plumbing.BlobObject, 16, []byte{0xb0, 0x01}},
+		{plumbing.TreeObject, 300, []byte{0xac, 0x12}},
+		{plumbing.CommitObject, 1 << 20, []byte{0x90, 0x80, 0x80, 0x04}},
+	}
+	for _, tc := range tests {
+		if got := packEntryHeader(tc.typ, tc.size); !bytes.Equal(got, tc.want) {
+			t.Errorf("packEntryHeader(%v, %d) = %x, want %x", tc.typ, tc.size, got, tc.want)
+		}
+	}
+}
+
+// TestPackReadByGit has the real git CLI verify a pack we wrote, with
+// objects large enough for multi-byte size headers, and read a message
+// back from it.
+func TestPackReadByGit(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	k := otherKey(t, 4)
+	var msgs []Message
+	for i := range packThreshold + 3 {
+		msgs = append(msgs, Sign(k, strings.Repeat(fmt.Sprint(i), 1+i*9000), time.Unix(int64(100+i), 0)))
+	}
+	if res, err := s.Add(ctx, msgs); err != nil || res.Added != len(msgs) {
+		t.Fatalf("Add = %+v, %v", res, err)
+	}
+	idx, _ := filepath.Glob(filepath.Join(s.Dir(), ".git/objects/pack/*.idx"))
+	if len(idx) != 1 {
+		t.Fatalf("pack indexes: %v", idx)
+	}
+	out := gitCmd(t, s.Dir(), "verify-pack", "-v", idx[0])
+	// blobs + 1 root tree + fan-out trees + 1 commit, none a delta
+	if n := strings.Count(out, " blob "); n != len(msgs) {
+		t.Errorf("verify-pack lists %d blobs, want %d:\n%s", n, len(msgs), out)
+	}
+	last := msgs[len(msgs)-1]
+	got := gitCmd(t, s.Dir(), "show", BranchFor(last.Author)+":"+filePath(last.ID()))
+	var back Message
+	if err := json.Unmarshal([]byte(got), &back); err != nil || back != last {
+		t.Fatalf("git show gave %.80q (%v), want the last message", got, err)
+	}
+	fsck(t, s.Dir())
+	// A fresh instance reads the pack through go-git, verifying every message.
+	s2, err := Open(s.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := s2.All(ctx)
+	if err != nil || len(es) != len(msgs) {
+		t.Fatalf("All = %d entries, %v", len(es), err)
+	}
+	for _, e := range es {
+		if !e.Valid {
+			t.Fatalf("entry %s invalid: %v", e.Path, e.Err)
+		}
+	}
+}
+
+// TestPostRefusesInvalidUTF8: the JSON file would hold U+FFFD instead of
+// the signed bytes, so the stored message could never verify.
+func TestPostRefusesInvalidUTF8(t *testing.T) {
+	s := openStore(t)
+	_, err := s.Post(context.Background(), testKey(t), "caf\xe9")
+	if !errors.Is(err, ErrNotUTF8) {
+		t.Fatalf("Post = %v, want ErrNotUTF8", err)
+	}
+	if es, err := s.All(context.Background()); err != nil || len(es) != 0 {
+		t.Fatalf("All = %v, %v; want nothing stored", es, err)
+	}
 }
