@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sort"
 	"sync"
 	"syscall"
@@ -82,6 +83,7 @@ func (a *Agent) Status(ctx context.Context) localapi.Status {
 		PID: os.Getpid(), PeerID: a.id.PeerID().String(), Pubkey: a.id.PubHex(),
 		OnionAddress: a.id.OnionAddress(), Transport: string(a.mode()),
 		StartedAt: a.start, PeersKnown: len(a.peers.list()),
+		Goroutines: runtime.NumGoroutine(), RSSBytes: selfRSS(),
 	}
 	a.mu.Lock()
 	st.Services = append([]string{}, a.services...)
@@ -103,6 +105,20 @@ func (a *Agent) Status(ctx context.Context) localapi.Status {
 		st.Ready = a.mode() == config.Direct || st.Published
 	}
 	return st
+}
+
+// selfRSS is this process's resident set in bytes from /proc/self/statm
+// (second field, in pages); 0 where there is no /proc.
+func selfRSS() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	var size, resident int64
+	if _, err := fmt.Sscan(string(b), &size, &resident); err != nil {
+		return 0
+	}
+	return resident * int64(os.Getpagesize())
 }
 
 // Connect implements localapi.Backend.

@@ -33,6 +33,11 @@ type Status struct {
 	PeersKnown        int       `json:"peers_known"`
 	Services          []string  `json:"services,omitempty"`
 	StartedAt         time.Time `json:"started_at"`
+	// Goroutines is runtime.NumGoroutine() of the agent process, and
+	// RSSBytes its resident set (from /proc/self/statm; 0 if unavailable):
+	// what `mmogit bench` reports as the agent's cost.
+	Goroutines int   `json:"goroutines,omitempty"`
+	RSSBytes   int64 `json:"rss_bytes,omitempty"`
 	// Ready is true once the agent can serve peers: the onion service is
 	// published (tor/hybrid) or the TCP listener is up (direct).
 	Ready bool   `json:"ready"`
