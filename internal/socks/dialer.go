@@ -227,12 +227,39 @@ func (d *Dialer) handshakeError(ctx, dctx context.Context, addr string, onion bo
 	case errors.As(err, &re):
 		c := classifyReply(re.Code, onion)
 		e.Kind, e.Hint, e.retryAfter = c.kind, c.hint, c.retryAfter
-	case st == stageGreeting && isClosedByPeer(err):
-		e.Kind, e.Hint = ErrDaemonNotRunning, "the proxy closed the connection without answering: check that tor is running and the SocksPort address"
+	case isClosedByPeer(err):
+		// The proxy hung up (or reset) before its answer was complete, at
+		// whatever step: what tor does when it exits or is killed while a
+		// dial is in progress. Something that is not a SOCKS proxy gives
+		// itself away by answering bytes that do not parse, which is the
+		// default case below. Tor may be restarted (the agent restarts the
+		// tor it manages), so a later dial may work.
+		e.Kind, e.retryAfter = ErrDaemonNotRunning, daemonGoneRetry
+		e.Err = fmt.Errorf("the proxy closed the connection %s without answering: %w", st.during(), err)
+		e.Hint = "tor probably exited or was restarted: check that tor is running (mmogit tor status) and that the proxy address is its SocksPort"
+	case errors.Is(err, errMalformed):
+		e.Kind, e.Hint = ErrSocksProxy, "what answered is not a SOCKS5 proxy; "+hintProxy
 	default:
 		e.Kind, e.Hint = ErrSocksProxy, hintProxy
 	}
 	return nil, e
+}
+
+// daemonGoneRetry is the retry hint after tor hung up mid-handshake: long
+// enough for a managed tor to be restarted and bootstrap from its cache.
+const daemonGoneRetry = 3 * time.Second
+
+// during names the step a stage stands for, for error messages.
+func (st stage) during() string {
+	switch st {
+	case stageGreeting:
+		return "after the greeting"
+	case stageAuth:
+		return "during authentication"
+	case stageConnect:
+		return "after CONNECT"
+	}
+	return "after the reply"
 }
 
 // isClosedByPeer reports whether err means the other side hung up.

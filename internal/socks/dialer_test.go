@@ -206,8 +206,88 @@ func TestDaemonNotRunning(t *testing.T) {
 
 	// Something accepts and hangs up at once: EOF before any reply.
 	d = &socks.Dialer{ProxyAddr: rawProxy(t, nil)}
-	if _, err = d.DialContext(t.Context(), "tcp", vectorOnion+":80"); !errors.Is(err, socks.ErrDaemonNotRunning) {
+	if _, err = d.DialContext(t.Context(), "tcp", vectorOnion+":80"); !errors.Is(err, socks.ErrDaemonNotRunning) || errors.Is(err, socks.ErrSocksProxy) {
 		t.Errorf("EOF before reply: %v", err)
+	}
+}
+
+// TestTorDiesMidDial: tor exiting after the CONNECT was sent, before any
+// reply, closes (or resets) the connection. That is tor gone, worth a retry
+// once it is back — not a proxy that speaks something other than SOCKS.
+func TestTorDiesMidDial(t *testing.T) {
+	srv := sockstest.NewServer(t)
+	srv.Hangup("fin.onion", false)
+	srv.Hangup("rst.onion", true)
+	for _, host := range []string{"fin.onion", "rst.onion"} {
+		for _, iso := range []string{"", "peer"} {
+			d := &socks.Dialer{ProxyAddr: srv.Addr(), Isolation: iso}
+			_, err := d.DialContext(t.Context(), "tcp", host+":80")
+			if !errors.Is(err, socks.ErrDaemonNotRunning) || errors.Is(err, socks.ErrSocksProxy) || !socks.Retryable(err) {
+				t.Errorf("%s isolation %q: %v (retryable %v), want ErrDaemonNotRunning, retryable",
+					host, iso, err, socks.Retryable(err))
+				continue
+			}
+			if !strings.Contains(err.Error(), "after CONNECT") || !strings.Contains(err.Error(), "tor is running") {
+				t.Errorf("%s: message does not say what happened and what to do: %v", host, err)
+			}
+		}
+	}
+	if n := len(srv.Requests()); n != 4 {
+		t.Errorf("proxy saw %d CONNECTs, want 4", n)
+	}
+}
+
+// scriptedProxy plays the server side of a no-auth handshake, reads the
+// CONNECT and answers reply (nil: close).
+func scriptedProxy(t *testing.T, reply []byte) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b := make([]byte, 3)
+			io.ReadFull(c, b) // 05 01 00
+			c.Write([]byte{0x05, 0x00})
+			hdr := make([]byte, 5)
+			io.ReadFull(c, hdr) // 05 01 00 03 len
+			io.ReadFull(c, make([]byte, int(hdr[4])+2))
+			c.Write(reply)
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestGarbageVersusHangup keeps the two apart at the CONNECT step: a
+// truncated tor reply is a hang-up, an answer that does not parse is
+// not a SOCKS proxy.
+func TestGarbageVersusHangup(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		reply []byte
+		kind  error
+	}{
+		{"no reply", nil, socks.ErrDaemonNotRunning},
+		{"half a reply", []byte{0x05, 0x00, 0x00}, socks.ErrDaemonNotRunning},
+		{"http after connect", []byte("HTTP/1.0 400 Bad Request\r\n\r\n"), socks.ErrSocksProxy},
+		{"bad address type", []byte{0x05, 0x00, 0x00, 0x09, 0, 0, 0, 0, 0, 0}, socks.ErrSocksProxy},
+	} {
+		d := &socks.Dialer{ProxyAddr: scriptedProxy(t, tc.reply)}
+		_, err := d.DialContext(t.Context(), "tcp", vectorOnion+":80")
+		other := socks.ErrSocksProxy
+		if tc.kind == socks.ErrSocksProxy {
+			other = socks.ErrDaemonNotRunning
+		}
+		if !errors.Is(err, tc.kind) || errors.Is(err, other) || socks.Retryable(err) != (tc.kind == socks.ErrDaemonNotRunning) {
+			t.Errorf("%s: %v (retryable %v), want %v", tc.name, err, socks.Retryable(err), tc.kind)
+		}
 	}
 }
 
@@ -238,17 +318,23 @@ func rawProxy(t *testing.T, answer []byte) string {
 
 func TestProtocolErrors(t *testing.T) {
 	for name, answer := range map[string][]byte{
-		"socks4 answer":         {0x00, 0x5a, 0, 0, 0, 0, 0, 0},
-		"http answer":           []byte("HTTP/1.1 400 Bad Request\r\n\r\n"),
-		"auth method refused":   {0x05, 0xFF},
-		"method not offered":    {0x05, 0x00},
-		"closed after greeting": {0x05, 0x02},
+		"socks4 answer":       {0x00, 0x5a, 0, 0, 0, 0, 0, 0},
+		"http answer":         []byte("HTTP/1.1 400 Bad Request\r\n\r\n"),
+		"auth method refused": {0x05, 0xFF},
+		"method not offered":  {0x05, 0x00},
 	} {
 		d := &socks.Dialer{ProxyAddr: rawProxy(t, answer), Isolation: "peer"}
 		_, err := d.DialContext(t.Context(), "tcp", vectorOnion+":80")
 		if !errors.Is(err, socks.ErrSocksProxy) || socks.Retryable(err) {
 			t.Errorf("%s: %v, want ErrSocksProxy", name, err)
 		}
+	}
+	// Choosing username/password and then closing before the
+	// authentication reply is tor going away, not a protocol error.
+	d := &socks.Dialer{ProxyAddr: rawProxy(t, []byte{0x05, 0x02}), Isolation: "peer"}
+	_, err := d.DialContext(t.Context(), "tcp", vectorOnion+":80")
+	if !errors.Is(err, socks.ErrDaemonNotRunning) || !socks.Retryable(err) || !strings.Contains(err.Error(), "during authentication") {
+		t.Errorf("closed during authentication: %v, want ErrDaemonNotRunning, retryable", err)
 	}
 }
 

@@ -24,7 +24,10 @@
 //	0x01, 0x03, 0x04–0x06          ErrCircuitBuildFailed        2–30 s
 //	0x02 not allowed               ErrCircuitBuildFailed        no
 //	0x07, 0x08, unknown codes      ErrSocksProxy                no
-//	proxy refused / EOF at once    ErrDaemonNotRunning          no
+//	nothing listens at ProxyAddr   ErrDaemonNotRunning          no
+//	EOF/reset before the reply     ErrDaemonNotRunning          3 s
+//	(any step: tor died mid-dial)
+//	answer that is not SOCKS5      ErrSocksProxy                no
 //	Dialer.Timeout, after CONNECT  onion or circuit kind        5 s
 //	malformed host, port, network  ErrBadAddress                no
 //

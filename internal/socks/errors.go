@@ -12,9 +12,12 @@ import (
 // of them with errors.Is. Their texts are only fallbacks: the *Error that
 // wraps them says what happened and what to do.
 var (
-	// ErrDaemonNotRunning: nothing accepted the connection at ProxyAddr, or
-	// it closed the connection without a word. Retrying is pointless until
-	// tor is (re)started.
+	// ErrDaemonNotRunning: nothing accepted the connection at ProxyAddr
+	// (not retryable: pointless until tor is started), or the proxy closed
+	// or reset the connection before its reply was complete, at any step
+	// of the handshake — tor exiting or restarting mid-dial (retryable
+	// after a few seconds, in case tor is being restarted). A proxy that
+	// answers bytes that are not SOCKS5 is ErrSocksProxy instead.
 	ErrDaemonNotRunning = errors.New("socks: tor is not running")
 	// ErrCircuitBuildFailed: tor is up but could not carry the stream
 	// (general failure, no route, timeout) to a non-onion destination.
@@ -87,8 +90,9 @@ func (e *Error) Unwrap() []error {
 
 // Retryable reports whether dialing again later may succeed without anyone
 // changing configuration: true for transient onion and circuit failures,
-// false for bad addresses, client-authorization problems, a stopped tor, a
-// misconfigured proxy and cancellation by the caller.
+// false for bad addresses, client-authorization problems, a stopped tor
+// (nothing listening), a misconfigured proxy and cancellation by the
+// caller. Tor hanging up in the middle of a dial is retryable.
 func Retryable(err error) bool { return RetryAfter(err) > 0 }
 
 // RetryAfter suggests how long to wait before dialing again; 0 means do not

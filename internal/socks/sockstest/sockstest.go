@@ -1,9 +1,9 @@
 // Package sockstest is a scriptable fake SOCKS5 server for fast tests of
 // code that dials through tor: per destination it can answer any reply code
-// (tor's 0xF0–0xF7 included), stall, echo, or forward to a real listener, and
-// it records every request with its credentials so stream isolation can be
-// asserted. It speaks the wire protocol only and does not import package
-// socks, so any package's tests can use it.
+// (tor's 0xF0–0xF7 included), stall, hang up, echo, or forward to a real
+// listener, and it records every request with its credentials so stream
+// isolation can be asserted. It speaks the wire protocol only and does not
+// import package socks, so any package's tests can use it.
 //
 // It is a stand-in for speed; tests that matter also run against real tor.
 //
@@ -52,15 +52,17 @@ type Server struct {
 type action int
 
 const (
-	actReply action = iota // answer code; if code is 0x00, echo afterwards
-	actRoute               // dial target, answer 0x00 and splice
-	actStall               // read the request, never answer
+	actReply  action = iota // answer code; if code is 0x00, echo afterwards
+	actRoute                // dial target, answer 0x00 and splice
+	actStall                // read the request, never answer
+	actHangup               // read the request, close without answering
 )
 
 type rule struct {
 	act    action
 	code   byte
 	target string
+	reset  bool // actHangup: RST instead of FIN
 }
 
 // NewServer starts a server on 127.0.0.1:0 and closes it in tb.Cleanup.
@@ -94,6 +96,13 @@ func (s *Server) Reply(host string, code byte) { s.set(host, rule{act: actReply,
 // or the server closes: tor waiting for a circuit, for timeout and
 // cancellation tests.
 func (s *Server) Stall(host string) { s.set(host, rule{act: actStall}) }
+
+// Hangup reads CONNECTs to host and closes the connection without a reply
+// (with reset, a TCP RST instead of a FIN): tor exiting or being killed
+// while a dial is in progress.
+func (s *Server) Hangup(host string, reset bool) {
+	s.set(host, rule{act: actHangup, reset: reset})
+}
 
 // Requests returns a copy of the requests received so far, in order. A
 // request is recorded before it is answered, so a dial that has returned is
@@ -194,6 +203,10 @@ func (s *Server) handle(c net.Conn) {
 	switch r.act {
 	case actStall:
 		io.Copy(io.Discard, c)
+	case actHangup:
+		if tc, ok := c.(*net.TCPConn); ok && r.reset {
+			tc.SetLinger(0) // Close sends RST
+		}
 	case actReply:
 		if writeReply(c, r.code) != nil || r.code != 0 {
 			return
