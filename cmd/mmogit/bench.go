@@ -18,23 +18,30 @@ func init() { extraCommands = append(extraCommands, newBenchCmd) }
 type benchArgs struct {
 	memories   int    // --memories: how many memories the syncs move
 	size       int    // --memory-bytes: content size of each
-	agents     int    // --agents: agents for discovery
+	sizes      []int  // --discover-sizes: agent counts discovery is timed at
+	loaded     int    // --loaded-peers: peers connected for the loaded cost
+	scale      int    // --direct-scale: largest in-process direct network
 	iterations int    // --iterations: timed connections per side
+	testnet    string // --testnet: run on this running private network
 	dir        string // --dir: keep everything here (default: a temp dir, removed)
 	keep       bool   // --keep: do not delete the temp dir
 }
 
 func newBenchCmd() *cobra.Command {
-	a := benchArgs{memories: bench.DefaultMemories, size: bench.DefaultMemoryBytes, agents: bench.DefaultAgents, iterations: bench.DefaultIterations}
+	a := benchArgs{
+		memories: bench.DefaultMemories, size: bench.DefaultMemoryBytes, sizes: bench.DefaultDiscoverSizes,
+		loaded: bench.DefaultLoadedPeers, scale: bench.DefaultDirectScale, iterations: bench.DefaultIterations,
+	}
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure mmogit against raw tor and raw TCP on a private Tor network",
 		Long: `Bring up a private Tor network on 127.0.0.1 and measure, side by side in the
 same run: new onion connections (libp2p vs a raw SOCKS connect), memory sync
 over onion and over direct TCP (vs pushing the same bytes raw), incremental
-sync, discovery among real agents (vs the same agents over direct TCP),
-agent start-up until published (vs a bare tor), memory use, and two
-in-process micro numbers. Prints a table, or with --json an array of
+sync, discovery among 5, 10 and 20 real agents each with its own tor (vs
+as many agents over direct TCP) and among up to 100 in-process hosts over
+direct TCP, agent start-up until published (vs a bare tor), agent and tor
+memory and goroutines idle and with 20 peers, and in-process micro numbers. Prints a table, or with --json an array of
 {"name","ours","baseline","unit","ratio"} rows (ratio = ours/baseline,
 null without a baseline). Everything started is stopped at the end.`,
 		Args: cobra.NoArgs,
@@ -47,7 +54,10 @@ null without a baseline). Everything started is stopped at the end.`,
 	f := cmd.Flags()
 	f.IntVar(&a.memories, "memories", a.memories, "memories to sync")
 	f.IntVar(&a.size, "memory-bytes", a.size, "content bytes per memory")
-	f.IntVar(&a.agents, "agents", a.agents, "agents for the discovery measurement")
+	f.IntSliceVar(&a.sizes, "discover-sizes", a.sizes, "agent counts discovery is timed at (each agent runs its own tor)")
+	f.IntVar(&a.loaded, "loaded-peers", a.loaded, "peers connected to the agent for the loaded RSS/goroutine numbers")
+	f.IntVar(&a.scale, "direct-scale", a.scale, "largest in-process direct-TCP network for discovery scaling")
+	f.StringVar(&a.testnet, "testnet", "", "use the private network running in this directory instead of starting one")
 	f.IntVar(&a.iterations, "iterations", a.iterations, "timed new connections per side")
 	f.StringVar(&a.dir, "dir", "", "work directory (default: a new temp dir, removed at the end)")
 	f.BoolVar(&a.keep, "keep", false, "keep the work directory (logs, repositories) afterwards")
@@ -72,7 +82,8 @@ func runBench(ctx context.Context, a benchArgs) (err error) {
 	defer cancel()
 	rows, err := bench.Run(ctx, bench.Options{
 		Dir: dir, Bin: bin, Memories: a.memories, MemoryBytes: a.size,
-		Agents: a.agents, Iterations: a.iterations,
+		DiscoverSizes: a.sizes, LoadedPeers: a.loaded, DirectScale: a.scale,
+		Iterations: a.iterations, Testnet: a.testnet,
 		Progress: func(s string) { g.infof("%s\n", s) },
 	})
 	if err != nil {

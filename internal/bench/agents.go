@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mmogit/mmogit/internal/cluster"
@@ -95,58 +96,179 @@ func (s *agentSet) startRest(ctx context.Context, k int) error {
 
 // discoverTimes polls discovery on the last agent until it returns every
 // other agent (converge, counted from now), then times `warm` more calls.
-func (s *agentSet) discoverTimes(ctx context.Context, warm int) (converge time.Duration, calls []float64, err error) {
+func (s *agentSet) discoverTimes(ctx context.Context, warm int) (discoverSample, error) {
 	a := s.agents[len(s.agents)-1]
-	want := len(s.agents) - 1
+	return discoverUntil(ctx, a.Name, len(s.agents)-1, warm, func(ctx context.Context) (int, error) {
+		res, err := a.Client.Discover(ctx, discoverService)
+		return len(res.Ads), err
+	})
+}
+
+// discoverSample is discovery at one network size.
+type discoverSample struct {
+	n        int           // agents in the network, the discoverer included
+	converge time.Duration // all ready → first answer listing every other
+	calls    []float64     // seconds of each call after that
+}
+
+// median is the median warm call in seconds.
+func (d discoverSample) median() float64 { return Median(d.calls) }
+
+// convergeTimeout bounds how long one network size may take to converge.
+const convergeTimeout = 5 * time.Minute
+
+// discoverUntil calls discover until it reports at least want agents, then
+// times warm more calls, each of which must report them all too.
+func discoverUntil(ctx context.Context, who string, want, warm int, discover func(context.Context) (int, error)) (discoverSample, error) {
+	ctx, cancel := context.WithTimeout(ctx, convergeTimeout)
+	defer cancel()
+	d := discoverSample{n: want + 1}
 	t0 := time.Now()
 	for {
-		res, err := a.Client.Discover(ctx, discoverService)
-		if err == nil && len(res.Ads) >= want {
+		got, err := discover(ctx)
+		if err == nil && got >= want {
 			break
 		}
 		select {
 		case <-ctx.Done():
-			return 0, nil, fmt.Errorf("bench: %s found fewer than %d agents (last error %v): %w", a.Name, want, err, ctx.Err())
+			return d, fmt.Errorf("bench: %s found %d of %d agents (last error %v): %w", who, got, want, err, ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	converge = time.Since(t0)
+	d.converge = time.Since(t0)
 	for range warm {
 		t := time.Now()
-		res, err := a.Client.Discover(ctx, discoverService)
+		got, err := discover(ctx)
 		if err != nil {
-			return 0, nil, fmt.Errorf("bench: %w", err)
+			return d, fmt.Errorf("bench: %w", err)
 		}
-		if len(res.Ads) < want {
-			return 0, nil, fmt.Errorf("bench: discover found %d of %d agents after converging", len(res.Ads), want)
+		if got < want {
+			return d, fmt.Errorf("bench: %s: discover found %d of %d agents after converging", who, got, want)
 		}
-		calls = append(calls, time.Since(t).Seconds())
+		d.calls = append(d.calls, time.Since(t).Seconds())
 	}
-	return converge, calls, nil
+	return d, nil
 }
 
-// rss returns the median resident set of the agents and of their tors, MB.
-func (s *agentSet) rss() (agentMB, torMB float64, err error) {
-	var ag, tr []float64
-	for _, a := range s.agents {
-		m, err := rssMB(a.PID())
-		if err != nil {
-			return 0, 0, err
-		}
-		ag = append(ag, m)
-		if s.direct {
-			continue
-		}
-		pid, err := a.TorPID()
-		if err != nil {
-			return 0, 0, fmt.Errorf("bench: %w", err)
-		}
-		if m, err = rssMB(pid); err != nil {
-			return 0, 0, err
-		}
-		tr = append(tr, m)
+// agentCost is what one agent process costs at a moment.
+type agentCost struct {
+	peers      int     // peers connected, from its status
+	goroutines int     // runtime.NumGoroutine in the agent, from its status
+	rssMB      float64 // the agent process's resident set
+	torMB      float64 // its own tor's resident set (0 in direct mode)
+}
+
+// cost reads agent i's status (goroutines, rss_bytes, peers) and its tor's
+// resident set from /proc. An agent whose status lacks rss_bytes (an older
+// binary) is measured from /proc too.
+func (s *agentSet) cost(ctx context.Context, i int) (agentCost, error) {
+	a := s.agents[i]
+	st, err := a.Client.Status(ctx)
+	if err != nil {
+		return agentCost{}, fmt.Errorf("bench: status of %s: %w", a.Name, err)
 	}
-	return Median(ag), Median(tr), nil
+	c := agentCost{peers: st.PeersConnected, goroutines: st.Goroutines, rssMB: float64(st.RSSBytes) / 1e6}
+	if st.RSSBytes == 0 {
+		if c.rssMB, err = rssMB(a.PID()); err != nil {
+			return c, err
+		}
+	}
+	if s.direct {
+		return c, nil
+	}
+	pid, err := a.TorPID()
+	if err != nil {
+		return c, fmt.Errorf("bench: %w", err)
+	}
+	c.torMB, err = rssMB(pid)
+	return c, err
+}
+
+// settle is how long an agent is left alone before its cost is read, so
+// start-up and connection set-up work has finished.
+const settle = 2 * time.Second
+
+// idleCost waits settle and reads agent i's cost.
+func (s *agentSet) idleCost(ctx context.Context, i int) (agentCost, error) {
+	select {
+	case <-ctx.Done():
+		return agentCost{}, ctx.Err()
+	case <-time.After(settle):
+	}
+	return s.cost(ctx, i)
+}
+
+// loadFirst brings the first agent to at least want connected peers and
+// reads its cost. The other agents bootstrapped from it and mostly still
+// hold that connection; the rest are in-process tor-only libp2p clients
+// (the agent's host recipe, no store) dialing its onion service through the
+// network's client tor, each on a new circuit. It returns the cost, how
+// many clients it added, and a function closing them.
+func (e *env) loadFirst(ctx context.Context, s *agentSet, want int) (agentCost, int, func(), error) {
+	var (
+		mu      sync.Mutex // mu guards clients
+		clients []*peerHost
+	)
+	closeAll := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range clients {
+			c.close()
+		}
+		clients = nil
+	}
+	first := s.agents[0]
+	port := config.Default().Tor.OnionPort
+	for round := 0; ; round++ {
+		c, err := s.cost(ctx, 0)
+		if err == nil && c.peers >= want {
+			c, err = s.idleCost(ctx, 0)
+			if err == nil && c.peers >= want {
+				mu.Lock()
+				n := len(clients)
+				mu.Unlock()
+				return c, n, closeAll, nil
+			}
+		}
+		if err != nil {
+			closeAll()
+			return c, 0, nil, err
+		}
+		if round == 5 {
+			closeAll()
+			return c, 0, nil, fmt.Errorf("bench: %s holds %d of %d peers after %d rounds of dialing", first.Name, c.peers, want, round)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, want)
+		sem := make(chan struct{}, 4)
+		for range want - c.peers {
+			wg.Go(func() {
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				ph, err := e.newTorClient(ctx, nil, nil, nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				clients = append(clients, ph)
+				mu.Unlock()
+				err = retryUnreachable(ctx, func() error {
+					_, err := ph.h.ConnectOnion(ctx, first.ID.OnionAddress(), port)
+					return err
+				})
+				if err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		if err := <-errs; err != nil && ctx.Err() != nil {
+			closeAll()
+			return c, 0, nil, fmt.Errorf("bench: peer clients: %w", err)
+		}
+	}
 }
 
 // errNoRSS means /proc/<pid>/status had no VmRSS line.

@@ -20,6 +20,17 @@ func BenchmarkOnionEncode(b *testing.B) {
 	}
 }
 
+func BenchmarkOnionVerify(b *testing.B) {
+	ad, _, err := sampleAd()
+	if err != nil {
+		b.Fatal(err)
+	}
+	f := OnionVerify(ad.OnionAddress, ad.PubKey)
+	for b.Loop() {
+		f()
+	}
+}
+
 func BenchmarkAdVerify(b *testing.B) {
 	ad, _, err := sampleAd()
 	if err != nil {

@@ -14,12 +14,29 @@
 //     builds a new rendezvous circuit both times (the descriptor is cached).
 //   - sync_onion / sync_direct: syncproto between two git memory stores over
 //     a libp2p stream (onion or TCP loopback), vs the same number of bytes
-//     pushed raw through a SOCKS stream (or a TCP socket) to a sink. The
+//     pushed raw through a SOCKS stream (or a TCP socket) to a sink. Both
+//     count one direction, holder → receiver: the bytes the holder's sync
+//     sent, over the time until the receiver has stored them; the
+//     receiver's much smaller replies are in the note, not the figure. The
 //     stream_* rows push those bytes over a bare libp2p stream on the same
 //     connection, which separates libp2p's cost from the sync protocol's
-//     and the store's.
-//   - startup_published, discover_onion, agent_rss: real `mmogit agent run`
-//     processes (internal/cluster), vs a bare tor publishing a service.
+//     and the store's. sync_incremental_bytes counts both directions.
+//   - startup_published: a real `mmogit agent run` process (internal/cluster)
+//     until its onion service is published, vs a bare tor publishing one.
+//   - discover_onion_N<n> (and discover_onion, the smallest n; default 5,
+//     10, 20): n real agents, each with its own tor, growing from one size
+//     to the next; the newest agent's `discover` until it lists all n-1
+//     others, then the median of three more calls, vs as many agent
+//     processes over direct TCP.
+//   - discover_direct_N<n> (up to 100): the same on in-process libp2p hosts
+//     with the agent's discovery over TCP loopback, to show how discovery
+//     grows with n; the baseline is the smallest n.
+//   - agent_rss, agent_goroutines, tor_rss: the first agent idle (published,
+//     no peers), from its status (rss_bytes, goroutines) and /proc for its
+//     tor; the *_20peers rows are the same agent with 20 peers connected
+//     (the other agents plus in-process onion clients), against idle.
+//   - onion_encode_ns, onion_verify_ns, ad_verify_per_s: in-process loops
+//     (also `go test -bench` here and in internal/onion).
 //
 // Run starts and stops every process it needs; nothing outlives it.
 package bench

@@ -24,11 +24,13 @@ const rawVirtualPort = 80
 // to it that hosts the onion services being dialed (ours and the
 // baseline's), so both sides of every comparison cross the same two tors.
 type env struct {
-	dir    string
-	net    *testnet.Network
-	ownNet bool // close net with the env
-	srv    *tor.Daemon
-	raw    *RawServer
+	dir string
+	// net is the private network every tor joins; own is set when the env
+	// started it (and closes it), nil when it runs on an existing one.
+	net testnet.Info
+	own *testnet.Network
+	srv *tor.Daemon
+	raw *RawServer
 	// rawOnion is the raw server's onion "host:port".
 	rawOnion string
 	// bareStartup is tor.Start → first HS_DESC UPLOADED of the raw
@@ -37,30 +39,32 @@ type env struct {
 }
 
 // clientSocks is the SOCKS port every onion dial goes through.
-func (e *env) clientSocks() string { return e.net.SocksAddr() }
+func (e *env) clientSocks() string { return e.net.Socks }
 
-// startEnv brings up the network (unless nw is given), the serving tor and
-// the raw server. On error everything started is stopped.
-func startEnv(ctx context.Context, dir string, nw *testnet.Network, progress func(string, ...any)) (_ *env, err error) {
-	e := &env{dir: dir, net: nw}
+// startEnv brings up the network (unless nw describes a running one), the
+// serving tor and the raw server. On error everything started is stopped.
+func startEnv(ctx context.Context, dir string, nw *testnet.Info, progress func(string, ...any)) (_ *env, err error) {
+	e := &env{dir: dir}
 	defer func() {
 		if err != nil {
 			e.close()
 		}
 	}()
-	if e.net == nil {
+	if nw != nil {
+		e.net = *nw
+	} else {
 		t0 := time.Now()
-		if e.net, err = testnet.Start(ctx, testnet.Options{Dir: filepath.Join(dir, "testnet")}); err != nil {
+		if e.own, err = testnet.Start(ctx, testnet.Options{Dir: filepath.Join(dir, "testnet")}); err != nil {
 			return nil, err
 		}
-		e.ownNet = true
+		e.net = e.own.Info()
 		progress("private Tor network up in %.1fs", time.Since(t0).Seconds())
 	}
 	if e.raw, err = NewRawServer(); err != nil {
 		return nil, err
 	}
 	t1 := time.Now()
-	if e.srv, err = tor.Start(ctx, tor.Config{DataDir: filepath.Join(dir, "srv-tor"), ExtraTorrc: e.net.ClientTorrc()}); err != nil {
+	if e.srv, err = tor.Start(ctx, tor.Config{DataDir: filepath.Join(dir, "srv-tor"), ExtraTorrc: e.net.ClientTorrc}); err != nil {
 		return nil, err
 	}
 	host, err := publish(ctx, e.srv, newKey(), rawVirtualPort, e.raw.Addr())
@@ -83,8 +87,8 @@ func (e *env) close() {
 	if e.raw != nil {
 		e.raw.Close()
 	}
-	if e.net != nil && e.ownNet {
-		e.net.Close()
+	if e.own != nil {
+		e.own.Close()
 	}
 }
 

@@ -33,6 +33,17 @@ func OnionEncode(pub ed25519.PublicKey) func() {
 	return func() { onion.Encode(pub) }
 }
 
+// OnionVerify checks that addr is a valid v3 address (base32, version,
+// SHA3 checksum) and that it encodes pub, as a peer's advertised address is
+// checked against its key.
+func OnionVerify(addr string, pub ed25519.PublicKey) func() {
+	return func() {
+		if err := onion.Verify(addr, pub); err != nil {
+			panic(err) // a fixture that stops verifying is a bug here
+		}
+	}
+}
+
 // AdVerify verifies one signed advertisement (structure, onion address,
 // signature) at now.
 func AdVerify(ad *discovery.Advertisement, now time.Time) func() {
@@ -70,10 +81,12 @@ func measureMicro() ([]Row, error) {
 	}
 	now := time.Now()
 	enc := nsPerOp(microDuration, OnionEncode(ad.PubKey))
+	over := nsPerOp(microDuration, OnionVerify(ad.OnionAddress, ad.PubKey))
 	verify := nsPerOp(microDuration, AdVerify(&ad, now))
 	bare := nsPerOp(microDuration, Ed25519Verify(ad.PubKey, msg, ad.Signature))
 	return []Row{
 		Solo("onion_encode_ns", "ns", enc, "onion.Encode: SHA3-256 checksum + base32"),
+		Solo("onion_verify_ns", "ns", over, "onion.Verify: base32 decode, version, SHA3-256 checksum, key compare"),
 		NewRow("ad_verify_per_s", "1/s", 1e9/verify, 1e9/bare, "discovery.Verify vs bare ed25519.Verify of its signing bytes"),
 	}, nil
 }

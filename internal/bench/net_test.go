@@ -75,7 +75,8 @@ func TestOnion(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	e, err := startEnv(ctx, dir, nw, func(string, ...any) {})
+	info := nw.Info()
+	e, err := startEnv(ctx, dir, &info, func(string, ...any) {})
 	if err != nil {
 		t.Fatal(err)
 	}

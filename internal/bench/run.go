@@ -5,19 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/memory"
+	"github.com/mmogit/mmogit/internal/testnet"
 )
 
 // Defaults for Options.
 const (
 	DefaultMemories    = 10000
 	DefaultMemoryBytes = 2000
-	DefaultAgents      = 5
+	DefaultLoadedPeers = 20
+	DefaultDirectScale = 100
 	DefaultIterations  = 5
 )
+
+// DefaultDiscoverSizes are the network sizes discovery is timed at over
+// onion (and, as the baseline, over direct TCP).
+var DefaultDiscoverSizes = []int{5, 10, 20}
 
 // Options configure Run.
 type Options struct {
@@ -26,12 +33,24 @@ type Options struct {
 	Dir string
 	// Bin is the mmogit binary the agents run (`mmogit agent run`). Required.
 	Bin string
+	// Testnet, if set, is the directory of a running private network
+	// (`mmogit testnet up`, or a test's shared one) to use instead of
+	// starting one.
+	Testnet string
 	// Memories is how many memories the sync measurements move, each with
 	// about MemoryBytes of content.
 	Memories    int
 	MemoryBytes int
-	// Agents is the number of agents for discover_onion (at least 2).
-	Agents int
+	// DiscoverSizes are the numbers of real agents (each with its own tor)
+	// discovery is timed at, ascending, each at least 2; discover_onion is
+	// the smallest. The network grows from one size to the next.
+	DiscoverSizes []int
+	// LoadedPeers is how many peers the first agent has connected when its
+	// cost is read the second time.
+	LoadedPeers int
+	// DirectScale is the largest in-process direct-TCP network discovery
+	// is timed on, after the DiscoverSizes.
+	DirectScale int
 	// Iterations is the number of timed connections per side.
 	Iterations int
 	// Progress, if set, receives one line per step.
@@ -48,11 +67,18 @@ func (o *Options) setDefaults() error {
 	if o.MemoryBytes <= 0 {
 		o.MemoryBytes = DefaultMemoryBytes
 	}
-	if o.Agents == 0 {
-		o.Agents = DefaultAgents
+	if len(o.DiscoverSizes) == 0 {
+		o.DiscoverSizes = DefaultDiscoverSizes
 	}
-	if o.Agents < 2 {
-		return fmt.Errorf("bench: need at least 2 agents, got %d", o.Agents)
+	o.DiscoverSizes = slices.Compact(slices.Sorted(slices.Values(o.DiscoverSizes)))
+	if o.DiscoverSizes[0] < 2 {
+		return fmt.Errorf("bench: discovery needs at least 2 agents, got %d", o.DiscoverSizes[0])
+	}
+	if o.LoadedPeers <= 0 {
+		o.LoadedPeers = DefaultLoadedPeers
+	}
+	if o.DirectScale <= 0 {
+		o.DirectScale = DefaultDirectScale
 	}
 	if o.Iterations <= 0 {
 		o.Iterations = DefaultIterations
@@ -60,8 +86,14 @@ func (o *Options) setDefaults() error {
 	return nil
 }
 
-// Run brings up a private Tor network, measures everything and tears it all
-// down again. The rows come in a fixed order.
+// directSizes are the in-process direct-TCP network sizes: the discovery
+// sizes and DirectScale.
+func (o *Options) directSizes() []int {
+	return slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(o.DiscoverSizes), o.DirectScale))))
+}
+
+// Run brings up a private Tor network (or joins Options.Testnet), measures
+// everything and tears down all it started. The rows come in a fixed order.
 func Run(ctx context.Context, o Options) ([]Row, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
@@ -72,7 +104,15 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 			o.Progress(fmt.Sprintf("[%5.1fs] ", time.Since(t0).Seconds()) + fmt.Sprintf(format, args...))
 		}
 	}
-	e, err := startEnv(ctx, o.Dir, nil, progress)
+	var nw *testnet.Info
+	if o.Testnet != "" {
+		info, err := testnet.Load(o.Testnet)
+		if err != nil {
+			return nil, err
+		}
+		nw = &info
+	}
+	e, err := startEnv(ctx, o.Dir, nw, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -99,26 +139,18 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	return rows, nil
 }
 
-// measureAgents runs real agents: startup, discovery (and its direct-TCP
-// baseline) and memory.
+// measureAgents runs real agents: startup, cost idle and loaded, discovery
+// at every size (and its direct-TCP baseline), then the in-process
+// direct-TCP scaling.
 func measureAgents(ctx context.Context, e *env, o Options, progress func(string, ...any)) ([]Row, error) {
 	progress("starting agent1 alone (own tor, onion service from its key)")
-	onion := &agentSet{bin: o.Bin, dir: filepath.Join(o.Dir, "agents"), testnet: e.net.Info().Dir}
+	onion := &agentSet{bin: o.Bin, dir: filepath.Join(o.Dir, "agents"), testnet: e.net.Dir}
 	defer onion.stop()
 	startup, err := agentStartup(ctx, onion)
 	if err != nil {
 		return nil, err
 	}
-	progress("agent1 published in %.1fs; starting %d more", startup.Seconds(), o.Agents-1)
-	if err := onion.startRest(ctx, o.Agents); err != nil {
-		return nil, err
-	}
-	progress("%d agents ready; discovering %q", o.Agents, discoverService)
-	conv, calls, err := onion.discoverTimes(ctx, 3)
-	if err != nil {
-		return nil, err
-	}
-	agentMB, torMB, err := onion.rss()
+	idle, err := onion.idleCost(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -126,29 +158,87 @@ func measureAgents(ctx context.Context, e *env, o Options, progress func(string,
 	if err != nil {
 		return nil, err
 	}
+	progress("agent1 published in %.1fs; idle: %.1f MB, %d goroutines, its tor %.1f MB", startup.Seconds(), idle.rssMB, idle.goroutines, idle.torMB)
+	onionDisc, err := discoverSizes(ctx, onion, o.DiscoverSizes, "onion", progress)
+	if err != nil {
+		return nil, err
+	}
+	progress("agent1 has %d agents around; connecting in-process clients until it holds %d peers", len(onion.agents)-1, o.LoadedPeers)
+	loaded, clients, closeClients, err := e.loadFirst(ctx, onion, o.LoadedPeers)
+	if err != nil {
+		return nil, err
+	}
+	closeClients()
+	progress("agent1 with %d peers: %.1f MB, %d goroutines, its tor %.1f MB", loaded.peers, loaded.rssMB, loaded.goroutines, loaded.torMB)
 	onion.stop()
 
-	progress("baseline: %d agents in direct mode (TCP DHT)", o.Agents)
 	direct := &agentSet{bin: o.Bin, dir: filepath.Join(o.Dir, "agents-direct"), direct: true}
 	defer direct.stop()
 	if _, err := direct.start(nil); err != nil {
 		return nil, err
 	}
-	if err := direct.startRest(ctx, o.Agents); err != nil {
-		return nil, err
-	}
-	dconv, dcalls, err := direct.discoverTimes(ctx, 3)
+	directDisc, err := discoverSizes(ctx, direct, o.DiscoverSizes, "direct", progress)
 	if err != nil {
 		return nil, err
 	}
-	k := fmt.Sprintf("%d agents; one finds the other %d", o.Agents, o.Agents-1)
-	return []Row{
+	direct.stop()
+
+	scale, err := measureDirectScale(ctx, o.directSizes(), progress)
+	if err != nil {
+		return nil, err
+	}
+
+	rows := []Row{
 		NewRow("startup_published", "s", startup.Seconds(), e.bareStartup.Seconds(), "agent launch → onion service published vs bare tor.Start+Publish"),
-		NewRow("discover_onion", "s", Median(calls), Median(dcalls), k+"; median of 3 once converged; baseline: same over direct TCP"),
-		NewRow("discover_onion_converge", "s", conv.Seconds(), dconv.Seconds(), k+"; all ready → first complete answer; baseline: direct TCP"),
-		Solo("agent_rss", "MB", agentMB, fmt.Sprintf("idle agent process, median of %d (goroutines: not exposed by the agent API)", o.Agents)),
-		NewRow("tor_rss", "MB", torMB, bareTorMB, "agent's own tor vs the bare tor hosting the baseline services"),
-	}, nil
+	}
+	discNote := func(i int) string {
+		on, di := onionDisc[i], directDisc[i]
+		return fmt.Sprintf("%d agents, each its own tor; the newest finds the other %d: median of %d calls once converged "+
+			"(converged %.1fs after all were ready; direct %.1fs); baseline: as many agent processes over direct TCP",
+			on.n, on.n-1, len(on.calls), on.converge.Seconds(), di.converge.Seconds())
+	}
+	rows = append(rows, NewRow("discover_onion", "s", onionDisc[0].median(), directDisc[0].median(), discNote(0)))
+	for i, d := range onionDisc {
+		rows = append(rows, NewRow(fmt.Sprintf("discover_onion_N%d", d.n), "s", d.median(), directDisc[i].median(), discNote(i)))
+	}
+	for _, d := range scale {
+		rows = append(rows, NewRow(fmt.Sprintf("discover_direct_N%d", d.n), "s", d.median(), scale[0].median(),
+			fmt.Sprintf("%d libp2p hosts with the agent's discovery in this process on TCP loopback (lighter on 2 shared cores than "+
+				"agent processes); newest finds %d, median of %d (converged %.2fs); baseline: %d hosts, so ratio = growth",
+				d.n, d.n-1, len(d.calls), d.converge.Seconds(), scale[0].n)))
+	}
+	peersNote := fmt.Sprintf("agent1 with %d peers connected (%d other agents, %d in-process onion client(s)); baseline: agent1 idle",
+		loaded.peers, loaded.peers-clients, clients)
+	p := o.LoadedPeers
+	return append(rows,
+		Solo("agent_rss", "MB", idle.rssMB, "agent1 idle: published, 0 peers, alone in the network (status rss_bytes)"),
+		NewRow(fmt.Sprintf("agent_rss_%dpeers", p), "MB", loaded.rssMB, idle.rssMB, peersNote),
+		Solo("agent_goroutines", "goroutines", float64(idle.goroutines), "agent1 idle, as agent_rss (status goroutines)"),
+		NewRow(fmt.Sprintf("agent_goroutines_%dpeers", p), "goroutines", float64(loaded.goroutines), float64(idle.goroutines), peersNote),
+		NewRow("tor_rss", "MB", idle.torMB, bareTorMB, "agent1's own tor, idle, vs the bare tor hosting the baseline services"),
+		NewRow(fmt.Sprintf("tor_rss_%dpeers", p), "MB", loaded.torMB, idle.torMB, "agent1's own tor with its agent's "+fmt.Sprint(loaded.peers)+" peers; baseline: idle"),
+	), nil
+}
+
+// discoverSizes grows s (which holds at least its first agent) through
+// sizes and times discovery at each.
+func discoverSizes(ctx context.Context, s *agentSet, sizes []int, kind string, progress func(string, ...any)) ([]discoverSample, error) {
+	var out []discoverSample
+	for _, n := range sizes {
+		t0 := time.Now()
+		added := n - len(s.agents)
+		if err := s.startRest(ctx, n); err != nil {
+			return nil, err
+		}
+		progress("%s: %d agents ready (%d new in %.1fs); discovering %q from the newest", kind, n, added, time.Since(t0).Seconds(), discoverService)
+		d, err := s.discoverTimes(ctx, 3)
+		if err != nil {
+			return nil, err
+		}
+		progress("%s: N=%d converged in %.1fs, then %.2fs per call", kind, n, d.converge.Seconds(), d.median())
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // agentStartup launches the first agent and returns launch → published.
