@@ -4,12 +4,16 @@
 package config
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 	"time"
 )
@@ -103,28 +107,107 @@ func Default() Config {
 	}
 }
 
-// Validate checks values that would otherwise fail late.
+// FieldError is an invalid or unknown value in tor.json; Field is its
+// JSON path ("tor.bootstrap_timeout", "peer_transport[12D3…]").
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return fmt.Sprintf("field %q: %v", e.Field, e.Err) }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// maxAdvertisementTTL is the longest lifetime discovery accepts for a
+// signed advertisement (discovery.MaxLifetime).
+const maxAdvertisementTTL = 24 * time.Hour
+
+// Validate checks values that would otherwise fail late (or never): each
+// error is a *FieldError naming the field.
 func (c *Config) Validate() error {
 	if _, err := ParseTransport(string(c.Transport)); err != nil {
-		return err
+		return fieldErr("transport", "unknown transport %q (want tor, direct or hybrid)", c.Transport)
 	}
 	for p, t := range c.PeerTransport {
+		if strings.TrimSpace(p) == "" {
+			return fieldErr("peer_transport", "empty peer key")
+		}
 		if _, err := ParseTransport(string(t)); err != nil {
-			return fmt.Errorf("config: peer_transport[%s]: %w", p, err)
+			return fieldErr("peer_transport["+p+"]", "unknown transport %q (want tor, direct or hybrid)", t)
 		}
 	}
-	if c.Tor.OnionPort <= 0 || c.Tor.OnionPort > 65535 {
-		return fmt.Errorf("config: tor.onion_port %d out of range", c.Tor.OnionPort)
+	if err := positive("hybrid_timeout", c.HybridTimeout, 0); err != nil {
+		return err
 	}
-	for _, l := range append(append([]string{}, c.Tor.Bridges...), c.Tor.ExtraTorrc...) {
-		if strings.ContainsAny(l, "\r\n") {
-			return fmt.Errorf("config: torrc line %q contains a newline", l)
+	if err := positive("advertisement_ttl", c.AdvertisementTTL, maxAdvertisementTTL); err != nil {
+		return err
+	}
+	if c.AdvertisementTTL.D() < time.Second {
+		return fieldErr("advertisement_ttl", "%s is shorter than 1s", c.AdvertisementTTL.D())
+	}
+	for _, f := range []struct {
+		name string
+		list []string
+	}{{"listen", c.Listen}, {"bootstrap", c.Bootstrap}, {"services", c.Services}} {
+		name := f.name
+		for i, v := range f.list {
+			if strings.TrimSpace(v) == "" || strings.ContainsAny(v, " \t\r\n\x00") {
+				return fieldErr(fmt.Sprintf("%s[%d]", name, i), "%q is empty or contains whitespace", v)
+			}
+		}
+	}
+	t := c.Tor
+	if t.OnionPort <= 0 || t.OnionPort > 65535 {
+		return fieldErr("tor.onion_port", "%d out of range 1..65535", t.OnionPort)
+	}
+	if err := positive("tor.bootstrap_timeout", t.BootstrapTimeout, 0); err != nil {
+		return err
+	}
+	if strings.ContainsAny(t.Binary, "\r\n\x00") {
+		return fieldErr("tor.binary", "%q contains a newline", t.Binary)
+	}
+	if strings.ContainsAny(t.Obfs4Proxy, "\r\n\x00") {
+		return fieldErr("tor.obfs4proxy", "%q contains a newline", t.Obfs4Proxy)
+	}
+	for _, f := range []struct {
+		name string
+		list []string
+	}{{"tor.bridges", t.Bridges}, {"tor.extra_torrc", t.ExtraTorrc}} {
+		name := f.name
+		for i, l := range f.list {
+			if strings.ContainsAny(l, "\r\n\x00") {
+				return fieldErr(fmt.Sprintf("%s[%d]", name, i), "torrc line %q contains a newline", l)
+			}
+			if strings.TrimSpace(l) == "" {
+				return fieldErr(fmt.Sprintf("%s[%d]", name, i), "empty line")
+			}
+		}
+	}
+	if a := t.Attach; a != nil {
+		if strings.TrimSpace(a.Control) == "" {
+			return fieldErr("tor.attach.control", "missing (\"unix:/run/tor/control\" or \"127.0.0.1:9051\")")
 		}
 	}
 	return nil
 }
 
+// positive checks that d > 0 and, when max > 0, d <= max.
+func positive(field string, d Duration, max time.Duration) error {
+	if d.D() <= 0 {
+		return fieldErr(field, "must be positive, got %s", d.D())
+	}
+	if max > 0 && d.D() > max {
+		return fieldErr(field, "%s is longer than the maximum %s", d.D(), max)
+	}
+	return nil
+}
+
 // Load reads <dir>/tor.json, writing the defaults first if it is missing.
+// Unknown fields, values of the wrong type and invalid values are errors
+// that name the field; fields left out keep their defaults.
 func Load(dir string) (Config, error) {
 	p := filepath.Join(dir, FileName)
 	b, err := os.ReadFile(p)
@@ -135,20 +218,112 @@ func Load(dir string) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
 	}
-	c := Default()
-	if err := json.Unmarshal(b, &c); err != nil {
+	c, err := Parse(b)
+	if err != nil {
 		return Config{}, fmt.Errorf("config: %s: %w", p, err)
 	}
+	return c, nil
+}
+
+// Parse decodes and validates the contents of a tor.json over the defaults.
+func Parse(b []byte) (Config, error) {
+	c := Default()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return Config{}, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Config{}, errors.New("invalid JSON: data after the top-level object")
+	}
+	if err := decodeStrict(raw, reflect.ValueOf(&c).Elem(), ""); err != nil {
+		return Config{}, err
+	}
 	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("%w (in %s)", err, p)
+		return Config{}, err
 	}
 	return c, nil
+}
+
+// decodeStrict decodes raw into v, refusing unknown fields at every level
+// and naming the field (its JSON path) in every error. Struct fields are
+// matched by their exact JSON name; null leaves a field as it is.
+func decodeStrict(raw json.RawMessage, v reflect.Value, path string) error {
+	name := path
+	if name == "" {
+		name = "(top level)"
+	}
+	if string(bytes.TrimSpace(raw)) == "null" {
+		return nil
+	}
+	isStruct := v.Kind() == reflect.Struct || (v.Kind() == reflect.Pointer && v.Type().Elem().Kind() == reflect.Struct)
+	if !isStruct || v.Addr().Type().Implements(reflect.TypeFor[json.Unmarshaler]()) {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v.Addr().Interface()); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				err = fmt.Errorf("want %s, got JSON %s", te.Type, te.Value)
+			}
+			return &FieldError{Field: name, Err: err}
+		}
+		return nil
+	}
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		v = v.Elem()
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return &FieldError{Field: name, Err: fmt.Errorf("want a JSON object, got %s", firstToken(raw))}
+	}
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // the first error is the same on every run
+	t := v.Type()
+	for _, k := range keys {
+		sub := k
+		if path != "" {
+			sub = path + "." + k
+		}
+		i := fieldIndex(t, k)
+		if i < 0 {
+			return &FieldError{Field: sub, Err: errors.New("unknown field")}
+		}
+		if err := decodeStrict(obj[k], v.Field(i), sub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fieldIndex finds the struct field whose JSON name is name, or -1.
+func fieldIndex(t reflect.Type, name string) int {
+	for i := range t.NumField() {
+		tag := strings.Split(t.Field(i).Tag.Get("json"), ",")[0]
+		if tag != "" && tag != "-" && tag == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func firstToken(raw json.RawMessage) string {
+	s := strings.TrimSpace(string(raw))
+	if len(s) > 20 {
+		s = s[:20] + "…"
+	}
+	return s
 }
 
 // Save writes c to <dir>/tor.json atomically with mode 0600.
 func Save(dir string, c Config) error {
 	if err := c.Validate(); err != nil {
-		return err
+		return fmt.Errorf("config: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("config: %w", err)
@@ -188,14 +363,14 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err == nil {
 		v, err := time.ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("config: duration %q: %w", s, err)
+			return fmt.Errorf("duration %q: %w", s, err)
 		}
 		*d = Duration(v)
 		return nil
 	}
 	var secs float64
 	if err := json.Unmarshal(b, &secs); err != nil {
-		return fmt.Errorf("config: duration %s: want \"30s\" or seconds", b)
+		return fmt.Errorf("duration %s: want a string like \"30s\" or a number of seconds", b)
 	}
 	*d = Duration(secs * float64(time.Second))
 	return nil

@@ -35,20 +35,73 @@ func TestLoadCreatesDefaults(t *testing.T) {
 func TestLoadErrors(t *testing.T) {
 	tests := []struct{ name, body, want string }{
 		{"bad json", "{", "tor.json"},
-		{"bad transport", `{"transport":"carrier-pigeon"}`, "carrier-pigeon"},
-		{"bad duration", `{"hybrid_timeout":"soon"}`, "soon"},
-		{"newline in bridge", `{"tor":{"onion_port":1,"bridges":["obfs4 1.2.3.4:5\nControlPort 1"]}}`, "newline"},
-		{"bad port", `{"tor":{"onion_port":70000}}`, "onion_port"},
+		{"trailing data", `{} {}`, "after the top-level object"},
+		{"not an object", `[1]`, "(top level)"},
+		{"bad transport", `{"transport":"carrier-pigeon"}`, `field "transport": unknown transport "carrier-pigeon"`},
+		{"bad peer transport", `{"peer_transport":{"abc":"smoke"}}`, `field "peer_transport[abc]"`},
+		{"bad duration", `{"hybrid_timeout":"soon"}`, `field "hybrid_timeout": duration "soon"`},
+		{"duration wrong type", `{"hybrid_timeout":true}`, `field "hybrid_timeout": duration true`},
+		{"zero hybrid timeout", `{"hybrid_timeout":"0s"}`, `field "hybrid_timeout": must be positive`},
+		{"negative hybrid timeout", `{"hybrid_timeout":-3}`, `field "hybrid_timeout": must be positive`},
+		{"zero ttl", `{"advertisement_ttl":0}`, `field "advertisement_ttl": must be positive`},
+		{"short ttl", `{"advertisement_ttl":"10ms"}`, `field "advertisement_ttl"`},
+		{"long ttl", `{"advertisement_ttl":"48h"}`, `field "advertisement_ttl": 48h0m0s is longer`},
+		{"zero bootstrap timeout", `{"tor":{"bootstrap_timeout":"0s"}}`, `field "tor.bootstrap_timeout": must be positive`},
+		{"negative bootstrap timeout", `{"tor":{"bootstrap_timeout":"-1m"}}`, `field "tor.bootstrap_timeout"`},
+		{"unknown top-level field", `{"transprot":"tor"}`, `field "transprot": unknown field`},
+		{"unknown nested field", `{"tor":{"onion_prot":1}}`, `field "tor.onion_prot": unknown field`},
+		{"unknown attach field", `{"tor":{"attach":{"control":"unix:/x","sock":"1"}}}`, `field "tor.attach.sock": unknown field`},
+		{"attach without control", `{"tor":{"attach":{"socks":"127.0.0.1:9050"}}}`, `field "tor.attach.control"`},
+		{"wrong type", `{"tor":{"onion_port":"7420"}}`, `field "tor.onion_port": want int`},
+		{"wrong type list", `{"services":"memory_sync"}`, `field "services": want []string`},
+		{"tor not an object", `{"tor":3}`, `field "tor": want a JSON object`},
+		{"newline in bridge", `{"tor":{"onion_port":1,"bridges":["obfs4 1.2.3.4:5\nControlPort 1"]}}`, `field "tor.bridges[0]"`},
+		{"newline in extra torrc", `{"tor":{"extra_torrc":["Log notice stdout","a\rb"]}}`, `field "tor.extra_torrc[1]"`},
+		{"newline in obfs4proxy", `{"tor":{"obfs4proxy":"/x\nControlPort 1"}}`, `field "tor.obfs4proxy"`},
+		{"bad port", `{"tor":{"onion_port":70000}}`, `field "tor.onion_port": 70000 out of range`},
+		{"zero port", `{"tor":{"onion_port":0}}`, `field "tor.onion_port"`},
+		{"empty service", `{"services":["memory_sync",""]}`, `field "services[1]"`},
+		{"space in bootstrap", `{"bootstrap":["abc def.onion"]}`, `field "bootstrap[0]"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			os.WriteFile(filepath.Join(dir, FileName), []byte(tt.body), 0o600)
 			_, err := Load(dir)
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("err = %v, want mention of %q", err, tt.want)
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), FileName) {
+				t.Fatalf("err = %v, want mention of %q and %s", err, tt.want, FileName)
 			}
 		})
+	}
+}
+
+// TestLoadKeepsDefaults: fields left out keep their defaults, null keeps
+// them too, and a file written by Save loads back unchanged.
+func TestLoadKeepsDefaults(t *testing.T) {
+	c, err := Parse([]byte(`{"transport":"hybrid","tor":{"pow":false,"attach":null}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	if c.Transport != Hybrid || c.Tor.PoW || c.Tor.OnionPort != d.Tor.OnionPort || c.HybridTimeout != d.HybridTimeout || c.Tor.Attach != nil {
+		t.Fatalf("Parse = %+v", c)
+	}
+	c, err = Parse([]byte(`{"tor":{"attach":{"control":"unix:/run/tor/control"}},"peer_transport":{"p":"direct"},"advertisement_ttl":90}`))
+	if err != nil || c.Tor.Attach == nil || c.Tor.Attach.Control != "unix:/run/tor/control" || c.PeerTransport["p"] != Direct || c.AdvertisementTTL.D() != 90*time.Second {
+		t.Fatalf("Parse = %+v, %v", c, err)
+	}
+	dir := t.TempDir()
+	if err := Save(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	back, err := Load(dir)
+	if err != nil || back.Tor.Attach.Control != c.Tor.Attach.Control || back.AdvertisementTTL != c.AdvertisementTTL {
+		t.Fatalf("round trip %+v, %v", back, err)
+	}
+	bad := Default()
+	bad.Tor.BootstrapTimeout = 0
+	if err := Save(dir, bad); err == nil || !strings.Contains(err.Error(), `"tor.bootstrap_timeout"`) {
+		t.Fatalf("Save of an invalid config: %v", err)
 	}
 }
 
