@@ -121,12 +121,54 @@ func (p Payload) Text() string {
 	return ""
 }
 
+// MarshalJSON writes the fields of the payload's type, always including
+// the ones the reference schema requires even when empty: an Observation's
+// subject and insight, a Learning's topic, lesson, context and
+// applicable_to (an empty array, never null). Other fields are omitted
+// when empty.
+func (p Payload) MarshalJSON() ([]byte, error) {
+	type plain Payload // no MarshalJSON: no recursion
+	switch p.Type {
+	case Observation:
+		return json.Marshal(struct {
+			plain
+			Subject string `json:"subject"`
+			Insight string `json:"insight"`
+		}{plain(p), p.Subject, p.Insight})
+	case Learning:
+		applicable := p.ApplicableTo
+		if applicable == nil {
+			applicable = []string{}
+		}
+		return json.Marshal(struct {
+			plain
+			Topic        string   `json:"topic"`
+			Lesson       string   `json:"lesson"`
+			Context      string   `json:"context"`
+			ApplicableTo []string `json:"applicable_to"`
+		}{plain(p), p.Topic, p.Lesson, p.Context, applicable})
+	}
+	return json.Marshal(plain(p))
+}
+
+// DefaultObservationConfidence is the confidence of an observation made
+// without one: the reference schema requires a confidence on every
+// Observation, and the reference CLI uses 0.5 when none is given.
+const DefaultObservationConfidence = 0.5
+
 // NewMemory builds a structured memory of type typ (observation, learning,
 // relationship, task, experience, reflection or question, any case) with
-// text in the type's main field. The first tag, if any, fills the type's
-// subject-like field (subject, topic, entity); confidence must lie in
-// [0, 1].
+// text in the type's main field and the given confidence, which must lie in
+// [0, 1]. The first tag, if any, fills the type's subject-like field
+// (subject, topic, entity).
 func NewMemory(typ, text string, tags []string, confidence float64) (Memory, error) {
+	return NewMemoryOpt(typ, text, tags, &confidence)
+}
+
+// NewMemoryOpt is NewMemory with an optional confidence: when nil, only an
+// observation gets one (DefaultObservationConfidence) and other types carry
+// none, so that a recall with a minimum confidence does not hide them.
+func NewMemoryOpt(typ, text string, tags []string, confidence *float64) (Memory, error) {
 	t, err := ParseType(typ)
 	if err == nil && t == Custom {
 		err = fmt.Errorf("%w %q: custom memories need a schema (valid types: observation, learning, relationship, task, experience, reflection, question)", ErrUnknownType, typ)
@@ -134,14 +176,22 @@ func NewMemory(typ, text string, tags []string, confidence float64) (Memory, err
 	if err != nil {
 		return Memory{}, err
 	}
-	if math.IsNaN(confidence) || confidence < 0 || confidence > 1 {
-		return Memory{}, fmt.Errorf("memory: confidence %v outside [0, 1]", confidence)
+	var conf *float64
+	if confidence != nil {
+		c := *confidence
+		if math.IsNaN(c) || c < 0 || c > 1 {
+			return Memory{}, fmt.Errorf("memory: confidence %v outside [0, 1]", c)
+		}
+		conf = &c
+	} else if t == Observation {
+		c := DefaultObservationConfidence
+		conf = &c
 	}
 	subject := "general"
 	if len(tags) > 0 {
 		subject = tags[0]
 	}
-	p := Payload{Type: t, Confidence: &confidence}
+	p := Payload{Type: t, Confidence: conf}
 	switch t {
 	case Observation:
 		p.Subject, p.Insight = subject, text
@@ -201,11 +251,15 @@ func ParseMemory(content string) (Memory, error) {
 
 // Filter selects memories for Recall. Zero fields do not filter.
 type Filter struct {
-	Type          string    // memory type, any case
-	Tag           string    // must be among the tags (case-insensitive)
-	Since         time.Time // created at or after
-	MinConfidence float64   // memories without a confidence never pass a non-zero minimum
-	Author        string    // author key hex, or a prefix of it
+	Type  string    // memory type, any case
+	Tag   string    // must be among the tags (case-insensitive)
+	Since time.Time // created at or after
+	// MinConfidence hides memories whose stated confidence is below it.
+	// Memories that state no confidence (the reference gives one to
+	// observations only) are kept: the filter ranks stated beliefs, it
+	// does not demand one.
+	MinConfidence float64
+	Author        string // author key hex, or a prefix of it
 	// IncludeExpired keeps memories whose expires_at has passed.
 	IncludeExpired bool
 }
@@ -252,7 +306,7 @@ func (s *Store) Recall(ctx context.Context, f Filter) ([]Recalled, error) {
 		if !f.Since.IsZero() && m.CreatedAt.Before(f.Since) {
 			continue
 		}
-		if f.MinConfidence > 0 && (m.Memory.Confidence == nil || *m.Memory.Confidence < f.MinConfidence) {
+		if c := m.Memory.Confidence; f.MinConfidence > 0 && c != nil && *c < f.MinConfidence {
 			continue
 		}
 		if !f.IncludeExpired && m.ExpiresAt != nil && m.ExpiresAt.Before(now) {

@@ -25,7 +25,7 @@ func TestNewMemoryMainField(t *testing.T) {
 		{"question", Question, func(p Payload) string { return p.Question }},
 	}
 	for _, tc := range tests {
-		m, err := NewMemory(tc.typ, "the text", []string{"rust"}, 0.5)
+		m, err := NewMemoryOpt(tc.typ, "the text", []string{"rust"}, conf(0.5))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.typ, err)
 		}
@@ -44,7 +44,7 @@ func TestNewMemoryMainField(t *testing.T) {
 }
 
 func TestMemoryJSONShape(t *testing.T) {
-	m, _ := NewMemory("observation", "gits are trees", []string{"git"}, 0.9)
+	m, _ := NewMemoryOpt("observation", "gits are trees", []string{"git"}, conf(0.9))
 	js, _ := m.JSON()
 	var raw map[string]any
 	if err := json.Unmarshal([]byte(js), &raw); err != nil {
@@ -68,15 +68,75 @@ func TestMemoryJSONShape(t *testing.T) {
 	}
 }
 
+func conf(c float64) *float64 { return &c }
+
+// TestConfidenceOnlyWhenGiven: without a confidence, only an observation
+// gets one (the reference's default, its schema requires it); other types
+// carry none, so a recall with a minimum does not hide them.
+func TestConfidenceOnlyWhenGiven(t *testing.T) {
+	for _, typ := range []string{"learning", "relationship", "task", "experience", "reflection", "question"} {
+		m, err := NewMemoryOpt(typ, "x", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ := m.JSON()
+		if m.Memory.Confidence != nil || strings.Contains(js, "confidence") {
+			t.Errorf("%s without --confidence: %s", typ, js)
+		}
+	}
+	m, _ := NewMemoryOpt("observation", "x", nil, nil)
+	if m.Memory.Confidence == nil || *m.Memory.Confidence != DefaultObservationConfidence {
+		t.Errorf("observation without confidence: %+v", m.Memory)
+	}
+	m, _ = NewMemory("task", "x", nil, 0)
+	if js, _ := m.JSON(); !strings.Contains(js, `"confidence":0`) {
+		t.Errorf("explicit confidence 0 dropped: %s", js)
+	}
+}
+
+// TestRequiredFieldsEmitted: the fields the reference schema requires are
+// written even when empty, so reference peers can parse our memories.
+func TestRequiredFieldsEmitted(t *testing.T) {
+	cases := map[string]map[string]string{
+		"learning":    {"topic": `"general"`, "lesson": `""`, "context": `""`, "applicable_to": `[]`},
+		"observation": {"subject": `"general"`, "insight": `""`, "confidence": `0.5`},
+	}
+	for typ, want := range cases {
+		m, err := NewMemoryOpt(typ, "", nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ := m.JSON()
+		var raw struct{ Memory map[string]json.RawMessage }
+		if err := json.Unmarshal([]byte(js), &raw); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range want {
+			if string(raw.Memory[k]) != v {
+				t.Errorf("%s: %s = %s, want %s (in %s)", typ, k, raw.Memory[k], v, js)
+			}
+		}
+		back, err := ParseMemory(js)
+		if err != nil || back.Memory.Type == "" {
+			t.Fatalf("%s: round trip %v", typ, err)
+		}
+	}
+	// Other types do not grow Learning's fields.
+	m, _ := NewMemoryOpt("task", "t", nil, nil)
+	if js, _ := m.JSON(); strings.Contains(js, "applicable_to") || strings.Contains(js, "context") {
+		t.Errorf("task: %s", js)
+	}
+}
+
 func TestMemoryErrors(t *testing.T) {
-	_, err := NewMemory("dream", "x", nil, 0.5)
+	_, err := NewMemoryOpt("dream", "x", nil, conf(0.5))
 	if !errors.Is(err, ErrUnknownType) || !strings.Contains(err.Error(), "observation, learning, relationship, task, experience, reflection, question") {
 		t.Fatalf("unknown type: %v", err)
 	}
-	if _, err := NewMemory("custom", "x", nil, 0.5); !errors.Is(err, ErrUnknownType) {
+	if _, err := NewMemoryOpt("custom", "x", nil, conf(0.5)); !errors.Is(err, ErrUnknownType) {
 		t.Fatalf("custom: %v", err)
 	}
-	if _, err := NewMemory("task", "x", nil, 1.5); err == nil {
+	if _, err := NewMemoryOpt("task", "x", nil, conf(1.5)); err == nil {
 		t.Fatal("confidence 1.5 accepted")
 	}
 	for _, c := range []string{"plain text", `{"id":"x"}`, `[1]`} {
@@ -93,9 +153,9 @@ func TestRecall(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t)
 	k := testKey(t)
-	post := func(typ, text string, tags []string, conf float64, age time.Duration, expired bool) {
+	post := func(typ, text string, tags []string, conf *float64, age time.Duration, expired bool) {
 		t.Helper()
-		m, err := NewMemory(typ, text, tags, conf)
+		m, err := NewMemoryOpt(typ, text, tags, conf)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,10 +169,11 @@ func TestRecall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	post("observation", "obs old", []string{"go"}, 0.9, 48*time.Hour, false)
-	post("learning", "learn", []string{"Rust", "go"}, 0.4, time.Hour, false)
-	post("task", "task", nil, 0.7, time.Minute, false)
-	post("question", "expired q", []string{"go"}, 1, time.Minute, true)
+	post("observation", "obs old", []string{"go"}, conf(0.9), 48*time.Hour, false)
+	post("learning", "learn", []string{"Rust", "go"}, conf(0.4), time.Hour, false)
+	post("task", "task", nil, conf(0.7), time.Minute, false)
+	post("question", "expired q", []string{"go"}, conf(1), time.Minute, true)
+	post("reflection", "unrated", nil, nil, time.Minute, false)
 	if _, err := s.Post(ctx, k, "plain text, not a memory"); err != nil {
 		t.Fatal(err)
 	}
@@ -122,12 +183,14 @@ func TestRecall(t *testing.T) {
 		f    Filter
 		want []string
 	}{
-		{"all", Filter{}, []string{"obs old", "learn", "task"}},
+		{"all", Filter{}, []string{"obs old", "learn", "task", "unrated"}},
 		{"type", Filter{Type: "LEARNING"}, []string{"learn"}},
 		{"tag any case", Filter{Tag: "rust"}, []string{"learn"}},
 		{"tag shared", Filter{Tag: "go"}, []string{"obs old", "learn"}},
-		{"since", Filter{Since: time.Now().Add(-2 * time.Hour)}, []string{"learn", "task"}},
-		{"min confidence", Filter{MinConfidence: 0.7}, []string{"obs old", "task"}},
+		{"since", Filter{Since: time.Now().Add(-2 * time.Hour)}, []string{"learn", "task", "unrated"}},
+		// A memory without a stated confidence is not hidden by a minimum.
+		{"min confidence", Filter{MinConfidence: 0.7}, []string{"obs old", "task", "unrated"}},
+		{"min confidence above all", Filter{MinConfidence: 0.95, Type: "task"}, nil},
 		{"expired kept", Filter{Type: "question", IncludeExpired: true}, []string{"expired q"}},
 		{"author prefix", Filter{Author: "D75A98", Type: "task"}, []string{"task"}},
 		{"other author", Filter{Author: "00"}, nil},
