@@ -23,6 +23,11 @@ const (
 // (no usable method, bad cookie file, server hash mismatch).
 var ErrAuth = errors.New("torctl: authentication failed")
 
+// ErrSafeCookieRequired is returned (wrapped, and matching ErrAuth too)
+// when AuthOptions.RequireSafeCookie is set and the control port does not
+// offer SAFECOOKIE or no cookie file is known. Nothing secret was sent.
+var ErrSafeCookieRequired = fmt.Errorf("%w: SAFECOOKIE required but not available", ErrAuth)
+
 // ProtocolInfo is the parsed PROTOCOLINFO reply.
 type ProtocolInfo struct {
 	AuthMethods []string // e.g. COOKIE, SAFECOOKIE, HASHEDPASSWORD, NULL
@@ -83,12 +88,20 @@ type AuthOptions struct {
 	// AllowNull permits the NULL method (no authentication at all), which
 	// lets any local process control tor; off unless asked for.
 	AllowNull bool
+	// RequireSafeCookie accepts SAFECOOKIE only. Without it, a port that
+	// offers just COOKIE would be sent the raw cookie, and whatever is
+	// listening there (not necessarily tor) could replay it to the real
+	// tor. Set it whenever tor is known to have CookieAuthentication 1
+	// (tor then always offers SAFECOOKIE), e.g. for a tor we started.
+	// Password, AllowNull and COOKIE are then never used.
+	RequireSafeCookie bool
 }
 
 // Authenticate runs PROTOCOLINFO and authenticates with the best method tor
 // offers: SAFECOOKIE (verifying tor's server hash, so a fake control port
 // cannot learn the cookie), then COOKIE, then HASHEDPASSWORD, then NULL if
-// AllowNull.
+// AllowNull. With RequireSafeCookie only SAFECOOKIE is acceptable, and its
+// absence is ErrSafeCookieRequired.
 func (c *Conn) Authenticate(ctx context.Context, opts AuthOptions) error {
 	pi, err := c.ProtocolInfo(ctx)
 	if err != nil {
@@ -98,6 +111,10 @@ func (c *Conn) Authenticate(ctx context.Context, opts AuthOptions) error {
 	cookiePath := opts.CookiePath
 	if cookiePath == "" {
 		cookiePath = pi.CookieFile
+	}
+	if opts.RequireSafeCookie && (!has("SAFECOOKIE") || cookiePath == "") {
+		return fmt.Errorf("%w: the control port offers %v (cookie file %q); refusing to send a cookie or password to a port that cannot prove it knows the cookie: check that this is tor's control port and that tor has CookieAuthentication 1 (for a tor with HashedControlPassword, configure the password)",
+			ErrSafeCookieRequired, pi.AuthMethods, cookiePath)
 	}
 	switch {
 	case has("SAFECOOKIE") && cookiePath != "":

@@ -2,9 +2,12 @@ package torctl_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,5 +247,107 @@ func TestNewOverPipe(t *testing.T) {
 	}
 	if !errors.Is(c.Err(), torctl.ErrClosed) {
 		t.Fatalf("Err = %v", c.Err())
+	}
+}
+
+// TestAuthMethodSelection checks which method Authenticate picks for what
+// the control port offers, what it sends, and that with RequireSafeCookie
+// nothing secret reaches a port that offers less than SAFECOOKIE.
+func TestAuthMethodSelection(t *testing.T) {
+	const pw = `pass "word"`
+	tests := []struct {
+		name    string
+		offered []string
+		opts    torctl.AuthOptions
+		want    string // "safecookie", "cookie", "password", "null"
+		err     error  // instead of want
+	}{
+		{"safecookie first", []string{"COOKIE", "SAFECOOKIE", "HASHEDPASSWORD"}, torctl.AuthOptions{Password: pw}, "safecookie", nil},
+		{"safecookie only, required", []string{"SAFECOOKIE"}, torctl.AuthOptions{RequireSafeCookie: true}, "safecookie", nil},
+		{"cookie only", []string{"COOKIE"}, torctl.AuthOptions{}, "cookie", nil},
+		{"cookie only, safecookie required", []string{"COOKIE"}, torctl.AuthOptions{RequireSafeCookie: true}, "", torctl.ErrSafeCookieRequired},
+		{"cookie before password", []string{"HASHEDPASSWORD", "COOKIE"}, torctl.AuthOptions{Password: pw}, "cookie", nil},
+		{"password", []string{"HASHEDPASSWORD"}, torctl.AuthOptions{Password: pw}, "password", nil},
+		{"password, safecookie required", []string{"HASHEDPASSWORD"}, torctl.AuthOptions{Password: pw, RequireSafeCookie: true}, "", torctl.ErrSafeCookieRequired},
+		{"password not configured", []string{"HASHEDPASSWORD"}, torctl.AuthOptions{}, "", torctl.ErrAuth},
+		{"password before null", []string{"NULL", "HASHEDPASSWORD"}, torctl.AuthOptions{Password: pw, AllowNull: true}, "password", nil},
+		{"null not allowed", []string{"NULL"}, torctl.AuthOptions{}, "", torctl.ErrAuth},
+		{"null allowed", []string{"NULL"}, torctl.AuthOptions{AllowNull: true}, "null", nil},
+		{"null, safecookie required", []string{"NULL"}, torctl.AuthOptions{AllowNull: true, RequireSafeCookie: true}, "", torctl.ErrSafeCookieRequired},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := torctltest.NewServer(t)
+			srv.SetAuthMethods(tt.offered...)
+			srv.SetPassword(pw)
+			cookie, err := os.ReadFile(srv.CookiePath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := testCtx(t)
+			c, err := torctl.Dial(ctx, "tcp", srv.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			err = c.Authenticate(ctx, tt.opts)
+			var sent []string
+			for _, cmd := range srv.Commands() {
+				if strings.HasPrefix(cmd, "AUTH") {
+					sent = append(sent, cmd)
+				}
+			}
+			if tt.err != nil {
+				if !errors.Is(err, tt.err) || !errors.Is(err, torctl.ErrAuth) {
+					t.Fatalf("err = %v, want %v", err, tt.err)
+				}
+				if len(sent) != 0 {
+					t.Fatalf("sent %q to a port that was refused", sent)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Authenticate: %v (sent %q)", err, sent)
+			}
+			quoted, _ := torctl.Quote(pw)
+			var want []string
+			switch tt.want {
+			case "safecookie":
+				if len(sent) != 2 || !strings.HasPrefix(sent[0], "AUTHCHALLENGE SAFECOOKIE ") ||
+					!strings.HasPrefix(sent[1], "AUTHENTICATE ") || strings.Contains(sent[1], hex.EncodeToString(cookie)) {
+					t.Fatalf("sent %q, want AUTHCHALLENGE then AUTHENTICATE <hmac>", sent)
+				}
+				want = sent
+			case "cookie":
+				want = []string{"AUTHENTICATE " + hex.EncodeToString(cookie)}
+			case "password":
+				want = []string{"AUTHENTICATE " + quoted}
+			case "null":
+				want = []string{"AUTHENTICATE"}
+			}
+			if !slices.Equal(sent, want) {
+				t.Fatalf("sent %q, want %q", sent, want)
+			}
+			if _, err := c.GetInfo(ctx, "version"); err != nil {
+				t.Fatalf("not authenticated after %s: %v", tt.want, err)
+			}
+		})
+	}
+}
+
+func TestAuthWrongPassword(t *testing.T) {
+	srv := torctltest.NewServer(t)
+	srv.SetAuthMethods("HASHEDPASSWORD")
+	srv.SetPassword("right")
+	ctx := testCtx(t)
+	c, err := torctl.Dial(ctx, "tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Authenticate(ctx, torctl.AuthOptions{Password: "wrong"})
+	var re *torctl.ReplyError
+	if !errors.As(err, &re) || re.Code != 515 {
+		t.Fatalf("err = %v, want tor's 515", err)
 	}
 }

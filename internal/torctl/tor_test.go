@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,13 @@ type realTor struct {
 
 func startTor(t *testing.T) *realTor {
 	t.Helper()
+	return startTorWith(t, "CookieAuthentication 1")
+}
+
+// startTorWith starts tor like startTor with auth as its authentication
+// torrc lines instead of CookieAuthentication 1.
+func startTorWith(t *testing.T, auth ...string) *realTor {
+	t.Helper()
 	bin, err := exec.LookPath("tor")
 	if err != nil {
 		t.Fatalf("tor not installed (apt-get install -y tor): %v", err)
@@ -39,17 +47,16 @@ func startTor(t *testing.T) *realTor {
 	}
 	os.Chmod(data, 0o700)
 	portFile := filepath.Join(dir, "control.port")
-	torrc := strings.Join([]string{
+	torrc := strings.Join(append([]string{
 		"DataDirectory " + data,
 		"DisableNetwork 1",
 		"SocksPort auto",
 		"ControlPort auto",
 		"ControlPortWriteToFile " + portFile,
-		"CookieAuthentication 1",
 		"Log notice file " + filepath.Join(dir, "tor.log"),
 		"GeoIPFile /dev/null",
 		"GeoIPv6File /dev/null",
-	}, "\n") + "\n"
+	}, auth...), "\n") + "\n"
 	rc := filepath.Join(dir, "torrc")
 	if err := os.WriteFile(rc, []byte(torrc), 0o600); err != nil {
 		t.Fatal(err)
@@ -283,4 +290,48 @@ func TestRealTor(t *testing.T) {
 			t.Fatalf("err = %v, want ErrClosed", err)
 		}
 	})
+}
+
+// TestRealTorHashedPassword: a tor with HashedControlPassword and no cookie
+// offers only HASHEDPASSWORD; the right password authenticates, a wrong one
+// gets tor's 515, and RequireSafeCookie refuses before sending anything.
+func TestRealTorHashedPassword(t *testing.T) {
+	const pw = "correct horse"
+	out, err := exec.Command("tor", "--quiet", "--hash-password", pw).Output()
+	if err != nil {
+		t.Fatalf("tor --hash-password: %v", err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) == 0 || !strings.HasPrefix(f[len(f)-1], "16:") {
+		t.Fatalf("tor --hash-password printed %q", out)
+	}
+	rt := startTorWith(t, "CookieAuthentication 0", "HashedControlPassword "+f[len(f)-1])
+	ctx := testCtx(t)
+	dial := func() *torctl.Conn {
+		c, err := torctl.Dial(ctx, "tcp", rt.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+
+	pi, err := dial().ProtocolInfo(ctx)
+	if err != nil || !slices.Equal(pi.AuthMethods, []string{"HASHEDPASSWORD"}) {
+		t.Fatalf("protocolinfo = %+v, %v", pi, err)
+	}
+	if err := dial().Authenticate(ctx, torctl.AuthOptions{Password: pw, RequireSafeCookie: true}); !errors.Is(err, torctl.ErrSafeCookieRequired) {
+		t.Errorf("RequireSafeCookie against a password-only tor: %v", err)
+	}
+	var re *torctl.ReplyError
+	if err := dial().Authenticate(ctx, torctl.AuthOptions{Password: "wrong"}); !errors.As(err, &re) || re.Code != 515 {
+		t.Errorf("wrong password: %v, want 515", err)
+	}
+	c := dial()
+	if err := c.Authenticate(ctx, torctl.AuthOptions{Password: pw}); err != nil {
+		t.Fatalf("right password: %v", err)
+	}
+	if v, err := c.GetInfo(ctx, "version"); err != nil || v["version"] == "" {
+		t.Fatalf("GETINFO version after password auth: %v, %v", v, err)
+	}
 }

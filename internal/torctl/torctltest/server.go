@@ -1,7 +1,8 @@
 // Package torctltest is a fake Tor control port for fast unit tests of code
 // that uses torctl. It listens on 127.0.0.1, implements PROTOCOLINFO and the
-// SAFECOOKIE/COOKIE handshake against a cookie file, answers GETINFO from a
-// table, records every command and lets a test script replies and push
+// SAFECOOKIE, COOKIE, HASHEDPASSWORD and NULL methods (by default it offers
+// COOKIE,SAFECOOKIE like a tor with CookieAuthentication 1; SetAuthMethods
+// changes that), answers GETINFO from a table, records every command and lets a test script replies and push
 // asynchronous events. Tests that need real tor behaviour use the real tor.
 package torctltest
 
@@ -13,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +41,8 @@ type Server struct {
 	info     map[string]string
 	conns    map[*conn]struct{}
 	badHash  bool
+	methods  []string
+	password string
 }
 
 type conn struct {
@@ -58,7 +62,8 @@ func NewServer(t testing.TB) *Server {
 			"version":                "0.4.9.11",
 			"status/bootstrap-phase": `NOTICE BOOTSTRAP PROGRESS=100 TAG=done SUMMARY="Done"`,
 		},
-		conns: make(map[*conn]struct{}),
+		conns:   make(map[*conn]struct{}),
+		methods: []string{"COOKIE", "SAFECOOKIE"},
 	}
 	rand.Read(s.cookie)
 	if err := os.WriteFile(s.CookiePath, s.cookie, 0o600); err != nil {
@@ -100,6 +105,28 @@ func (s *Server) SetInfo(key, value string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.info[key] = value
+}
+
+// SetAuthMethods sets the methods PROTOCOLINFO offers, and the only ones
+// AUTHENTICATE accepts: any of "SAFECOOKIE", "COOKIE", "HASHEDPASSWORD"
+// (with the password given to SetPassword), "NULL".
+func (s *Server) SetAuthMethods(methods ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.methods = append([]string(nil), methods...)
+}
+
+// SetPassword sets the password HASHEDPASSWORD accepts.
+func (s *Server) SetPassword(pw string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.password = pw
+}
+
+func (s *Server) offers(m string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.methods, m)
 }
 
 // SendBadServerHash makes AUTHCHALLENGE answer with a wrong SERVERHASH, as
@@ -188,14 +215,24 @@ func (s *Server) serveConn(c *conn) {
 		case h != nil && (authed || verb == "PROTOCOLINFO"):
 			reply = h(args)
 		case verb == "PROTOCOLINFO":
+			s.mu.Lock()
+			auth := "250-AUTH METHODS=" + strings.Join(s.methods, ",")
+			s.mu.Unlock()
+			if s.offers("COOKIE") || s.offers("SAFECOOKIE") {
+				auth += " COOKIEFILE=" + quote(s.CookiePath)
+			}
 			reply = []string{
 				"250-PROTOCOLINFO 1",
-				"250-AUTH METHODS=COOKIE,SAFECOOKIE COOKIEFILE=" + quote(s.CookiePath),
+				auth,
 				`250-VERSION Tor="0.4.9.11"`,
 				"250 OK",
 			}
 		case verb == "AUTHCHALLENGE":
 			f := strings.Fields(args)
+			if !s.offers("SAFECOOKIE") {
+				reply = []string{"513 SAFECOOKIE authentication is not supported"}
+				break
+			}
 			if len(f) != 2 || f[0] != "SAFECOOKIE" {
 				reply = []string{"513 Invalid argument"}
 				break
@@ -216,12 +253,7 @@ func (s *Server) serveConn(c *conn) {
 			reply = []string{"250 AUTHCHALLENGE SERVERHASH=" + hex.EncodeToString(hash) +
 				" SERVERNONCE=" + hex.EncodeToString(serverNonce)}
 		case verb == "AUTHENTICATE":
-			got, _ := hex.DecodeString(strings.TrimSpace(args))
-			ok := hmac.Equal(got, s.cookie)
-			if serverNonce != nil {
-				want := torctl.SafeCookieHMAC(torctl.SafeCookieClientKey, s.cookie, clientNonce, serverNonce)
-				ok = hmac.Equal(got, want)
-			}
+			ok := s.checkAuth(strings.TrimSpace(args), clientNonce, serverNonce)
 			if ok {
 				s.mu.Lock()
 				c.authed = true
@@ -243,6 +275,31 @@ func (s *Server) serveConn(c *conn) {
 			return
 		}
 	}
+}
+
+// checkAuth checks an AUTHENTICATE argument against the offered methods:
+// nothing (NULL), a quoted password (HASHEDPASSWORD), or hex: the
+// SAFECOOKIE client hash after an AUTHCHALLENGE, else the raw cookie.
+func (s *Server) checkAuth(arg string, clientNonce, serverNonce []byte) bool {
+	switch {
+	case arg == "":
+		return s.offers("NULL")
+	case strings.HasPrefix(arg, `"`):
+		pw, rest, err := torctl.Unquote(arg)
+		s.mu.Lock()
+		want := s.password
+		s.mu.Unlock()
+		return err == nil && rest == "" && s.offers("HASHEDPASSWORD") && want != "" && pw == want
+	}
+	got, err := hex.DecodeString(arg)
+	if err != nil {
+		return false
+	}
+	if serverNonce != nil {
+		want := torctl.SafeCookieHMAC(torctl.SafeCookieClientKey, s.cookie, clientNonce, serverNonce)
+		return hmac.Equal(got, want)
+	}
+	return s.offers("COOKIE") && hmac.Equal(got, s.cookie)
 }
 
 func (s *Server) getInfo(keys []string) []string {
