@@ -28,8 +28,11 @@ type AttachConfig struct {
 	BootstrapTimeout time.Duration
 }
 
-// Attach connects to a running tor, authenticates and waits for it to be
-// bootstrapped. The tor is not owned: Stop only disconnects.
+// Attach connects to a running tor, authenticates (over TCP without a
+// Password: SAFECOOKIE only, else torctl.ErrSafeCookieRequired), checks it
+// is at least minVersion (else ErrTorTooOld, from GETINFO version) and
+// waits for it to be bootstrapped. The tor is not owned: Stop only
+// disconnects.
 func Attach(ctx context.Context, cfg AttachConfig) (*Daemon, error) {
 	network, addr := "tcp", cfg.ControlAddr
 	switch {
@@ -45,16 +48,32 @@ func Attach(ctx context.Context, cfg AttachConfig) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tor: attach: %w", err)
 	}
-	if err := c.Authenticate(ctx, torctl.AuthOptions{CookiePath: cfg.CookiePath, Password: cfg.Password}); err != nil {
+	// Over TCP anything may be listening at the address (tor not yet
+	// started, another program on the port), and the COOKIE method would
+	// hand it the raw cookie. So unless the user configured a password,
+	// insist on SAFECOOKIE, which the peer can only complete by proving it
+	// knows the cookie. A unix socket's permissions already say who is
+	// behind it.
+	opts := torctl.AuthOptions{CookiePath: cfg.CookiePath, Password: cfg.Password,
+		RequireSafeCookie: network == "tcp" && cfg.Password == ""}
+	if err := c.Authenticate(ctx, opts); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("tor: attach: %w", err)
+		return nil, fmt.Errorf("tor: attach %s: %w", cfg.ControlAddr, err)
 	}
 	d := &Daemon{
 		cfg:    Config{Progress: cfg.Progress, BootstrapTimeout: cfg.BootstrapTimeout},
 		conn:   c,
 		output: &tailBuffer{max: 1},
 	}
-	if err := d.loadInfo(ctx); err != nil {
+	if err := d.loadVersion(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	if !d.version.AtLeast(minVersion.Major, minVersion.Minor, minVersion.Micro) {
+		c.Close()
+		return nil, tooOld("the tor at "+cfg.ControlAddr, d.version)
+	}
+	if err := d.refreshSocksAddr(ctx); err != nil {
 		c.Close()
 		return nil, err
 	}

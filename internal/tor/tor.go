@@ -98,10 +98,10 @@ type Daemon struct {
 // ErrExited is matched by Err once the tor process has exited.
 var ErrExited = errors.New("tor: tor process exited")
 
-// Start starts tor, authenticates (SAFECOOKIE), takes ownership, and unless
+// Start starts tor, authenticates (SAFECOOKIE only), takes ownership, and unless
 // cfg.DisableNetwork waits until tor has bootstrapped to 100 %.
 func Start(ctx context.Context, cfg Config) (*Daemon, error) {
-	bin, _, err := findTor(cfg.TorPath)
+	bin, _, err := findTor(ctx, cfg.TorPath)
 	if err != nil {
 		return nil, err
 	}
@@ -189,7 +189,9 @@ func (d *Daemon) connect(ctx context.Context) error {
 		return fmt.Errorf("tor: %w", err)
 	}
 	cookie := filepath.Join(d.cfg.DataDir, "control_auth_cookie")
-	if err := c.Authenticate(ctx, torctl.AuthOptions{CookiePath: cookie}); err != nil {
+	// Our torrc has CookieAuthentication 1, so a real tor offers
+	// SAFECOOKIE: anything less means something else answered.
+	if err := c.Authenticate(ctx, torctl.AuthOptions{CookiePath: cookie, RequireSafeCookie: true}); err != nil {
 		c.Close()
 		return fmt.Errorf("tor: %w", err)
 	}
@@ -203,6 +205,14 @@ func (d *Daemon) connect(ctx context.Context) error {
 
 // loadInfo learns the version and SOCKS listener.
 func (d *Daemon) loadInfo(ctx context.Context) error {
+	if err := d.loadVersion(ctx); err != nil {
+		return err
+	}
+	return d.refreshSocksAddr(ctx)
+}
+
+// loadVersion reads GETINFO version.
+func (d *Daemon) loadVersion(ctx context.Context) error {
 	m, err := d.conn.GetInfo(ctx, "version")
 	if err != nil {
 		return fmt.Errorf("tor: %w", err)
@@ -212,7 +222,7 @@ func (d *Daemon) loadInfo(ctx context.Context) error {
 		return err
 	}
 	d.version = v
-	return d.refreshSocksAddr(ctx)
+	return nil
 }
 
 // refreshSocksAddr reads GETINFO net/listeners/socks, a space-separated

@@ -140,8 +140,9 @@ func TestOldTor(t *testing.T) {
 	fake := filepath.Join(t.TempDir(), "tor")
 	os.WriteFile(fake, []byte("#!/bin/sh\necho 'Tor version 0.4.7.16.'\n"), 0o755)
 	_, err := Start(testCtx(t, 5*time.Second), Config{TorPath: fake, DataDir: t.TempDir()})
-	if !errors.Is(err, ErrTorTooOld) || !strings.Contains(err.Error(), "apt-get install -y tor") {
-		t.Fatalf("err = %v", err)
+	if !errors.Is(err, ErrTorTooOld) || !strings.Contains(err.Error(), "0.4.7.16") || !strings.Contains(err.Error(), fake) ||
+		!strings.Contains(err.Error(), "deb.torproject.org") {
+		t.Fatalf("err = %v, want ErrTorTooOld naming the binary, its version and where to get a newer tor", err)
 	}
 }
 

@@ -1,6 +1,7 @@
 package tor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,15 +9,37 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Errors callers branch on. Their messages say how to fix the problem.
 var (
-	ErrTorNotFound        = errors.New("tor: tor binary not found (install it with: apt-get install -y tor)")
-	ErrTorTooOld          = errors.New("tor: tor is older than 0.4.8 (upgrade it with: apt-get install -y tor)")
+	ErrTorNotFound = errors.New("tor: tor binary not found (install it with: apt-get install -y tor, then check that tor --version says 0.4.8 or newer)")
+	// ErrTorTooOld is wrapped with the version found and UpgradeHint.
+	ErrTorTooOld          = errors.New("tor: tor is older than 0.4.8, which mmogit needs")
 	ErrObfs4ProxyNotFound = errors.New("tor: obfs4proxy not found (install it with: apt-get install -y obfs4proxy)")
 	ErrBadConfig          = errors.New("tor: bad configuration")
 )
+
+// UpgradeHint says how to get tor 0.4.8 or newer on Debian. Debian 12
+// (bookworm) was released with 0.4.7 and its tor package is brought up to
+// date only in later point releases, so "apt-get install tor" on a
+// bookworm that was not updated, or on an older release, still gives a tor
+// that is too old.
+const UpgradeHint = "upgrade it: apt-get update && apt-get install -y tor (an up-to-date Debian 12 bookworm ships 0.4.9; " +
+	"one that was not updated, or an older release, has 0.4.7 or less); if that still installs a tor older than 0.4.8, " +
+	"use the Tor Project's own Debian repository, deb.torproject.org (instructions at support.torproject.org/apt)"
+
+// minVersion is the oldest tor mmogit runs with: 0.4.8 brought the onion
+// service proof-of-work defences and the SOCKS and control behaviour the
+// project was tested against.
+var minVersion = Version{Major: 0, Minor: 4, Micro: 8, Raw: "0.4.8"}
+
+// tooOld is the error for a tor older than minVersion; what names it
+// (a binary path or a control address).
+func tooOld(what string, v Version) error {
+	return fmt.Errorf("%w: %s is version %s; %s", ErrTorTooOld, what, v, UpgradeHint)
+}
 
 // Version is a tor version such as 0.4.9.11.
 type Version struct {
@@ -62,8 +85,11 @@ func (v Version) AtLeast(major, minor, micro int) bool {
 
 func (v Version) String() string { return v.Raw }
 
-// findTor resolves the tor binary and checks it is at least 0.4.8.
-func findTor(path string) (string, Version, error) {
+// versionTimeout bounds "tor --version"; a variable for tests.
+var versionTimeout = 10 * time.Second
+
+// findTor resolves the tor binary and checks it is at least minVersion.
+func findTor(ctx context.Context, path string) (string, Version, error) {
 	if path == "" {
 		path = "tor"
 	}
@@ -71,8 +97,18 @@ func findTor(path string) (string, Version, error) {
 	if err != nil {
 		return "", Version{}, fmt.Errorf("%w: %w", ErrTorNotFound, err)
 	}
-	out, err := exec.Command(bin, "--version").Output()
+	vctx, cancel := context.WithTimeout(ctx, versionTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(vctx, bin, "--version")
+	cmd.WaitDelay = time.Second // a child holding stdout open must not hang us
+	out, err := cmd.Output()
 	if err != nil {
+		if vctx.Err() != nil && ctx.Err() == nil {
+			return "", Version{}, fmt.Errorf("%w: %s --version did not finish within %v", ErrTorNotFound, bin, versionTimeout)
+		}
+		if ctx.Err() != nil {
+			return "", Version{}, fmt.Errorf("tor: %s --version: %w", bin, ctx.Err())
+		}
 		return "", Version{}, fmt.Errorf("%w: %s --version: %w", ErrTorNotFound, bin, err)
 	}
 	first, _, _ := strings.Cut(string(out), "\n")
@@ -80,8 +116,8 @@ func findTor(path string) (string, Version, error) {
 	if err != nil {
 		return "", Version{}, err
 	}
-	if !v.AtLeast(0, 4, 8) {
-		return "", v, fmt.Errorf("%w: %s is %s", ErrTorTooOld, bin, v)
+	if !v.AtLeast(minVersion.Major, minVersion.Minor, minVersion.Micro) {
+		return "", v, tooOld(bin, v)
 	}
 	return bin, v, nil
 }
