@@ -15,6 +15,21 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# mmogit needs tor >= 0.4.8. A Debian whose package lists are stale (or a
+# release older than an up-to-date bookworm) installs 0.4.7 or less: say so
+# loudly rather than let the tor tests fail later for no visible reason.
+tor_version=$(tor --version 2>/dev/null | sed -n '1s/^Tor version \([0-9][0-9.]*[0-9]\).*/\1/p' || true)
+echo "tor: ${tor_version:-unknown} ($(command -v tor))" >&2
+if [ -z "$tor_version" ] ||
+  [ "$(printf '%s\n' 0.4.8 "$tor_version" | sort -V | head -n1)" != 0.4.8 ]; then
+  cat >&2 <<EOW
+WARNING: ${tor_version:+tor $tor_version is older than 0.4.8}${tor_version:-tor is missing or tor --version did not say its version}; mmogit needs tor 0.4.8 or newer.
+  Try: apt-get update && apt-get install -y tor
+  If that still installs a tor older than 0.4.8, install tor from the Tor
+  Project's own Debian repository, deb.torproject.org (instructions at
+  support.torproject.org/apt).
+EOW
+fi
 # Debian starts a system tor after install; mmogit runs its own, so the
 # system one is not needed (and is left alone if it was already there).
 cd "$(dirname "$0")/.."
