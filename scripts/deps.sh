@@ -22,8 +22,10 @@ tor_version=$(tor --version 2>/dev/null | sed -n '1s/^Tor version \([0-9][0-9.]*
 echo "tor: ${tor_version:-unknown} ($(command -v tor))" >&2
 if [ -z "$tor_version" ] ||
   [ "$(printf '%s\n' 0.4.8 "$tor_version" | sort -V | head -n1)" != 0.4.8 ]; then
+  what="tor $tor_version is older than 0.4.8"
+  [ -n "$tor_version" ] || what="tor is missing or tor --version did not say its version"
   cat >&2 <<EOW
-WARNING: ${tor_version:+tor $tor_version is older than 0.4.8}${tor_version:-tor is missing or tor --version did not say its version}; mmogit needs tor 0.4.8 or newer.
+WARNING: $what; mmogit needs tor 0.4.8 or newer.
   Try: apt-get update && apt-get install -y tor
   If that still installs a tor older than 0.4.8, install tor from the Tor
   Project's own Debian repository, deb.torproject.org (instructions at
