@@ -68,16 +68,42 @@ func checksum(pub []byte) [2]byte {
 	return out
 }
 
-// Normalize strips an optional ".onion" suffix and lowercases addr. It does
-// not validate.
+// Normalize trims ASCII white space, lowercases ASCII letters and strips an
+// optional ".onion" suffix. It does not validate, and it leaves non-ASCII
+// characters alone: Unicode case folding would turn, say, the Kelvin sign
+// U+212A into 'k' and make two different strings one address.
 func Normalize(addr string) string {
-	a := strings.ToLower(strings.TrimSpace(addr))
+	a := asciiLower(strings.Trim(addr, asciiSpace))
 	return strings.TrimSuffix(a, Suffix)
 }
 
-// Parse validates a v3 onion address (with or without ".onion", any case)
-// and returns the public key it encodes.
+const asciiSpace = " \t\n\v\f\r"
+
+// asciiLower maps A–Z to a–z and leaves every other byte as it is.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// Parse validates a v3 onion address (with or without ".onion", any case,
+// surrounding ASCII white space ignored) and returns the public key it
+// encodes. Anything but ASCII is refused outright with ErrBase32.
 func Parse(addr string) (ed25519.PublicKey, error) {
+	for i := 0; i < len(addr); i++ {
+		if addr[i] >= 0x80 {
+			return nil, fmt.Errorf("%w: %q has a non-ASCII character at byte %d", ErrBase32, addr, i)
+		}
+	}
 	a := Normalize(addr)
 	if len(a) != AddressLen {
 		return nil, fmt.Errorf("%w: %q has %d characters, want %d", ErrLength, addr, len(a), AddressLen)

@@ -80,6 +80,14 @@ func TestParseErrors(t *testing.T) {
 		{"too long", good + "a", ErrLength},
 		{"bad base32", "1" + good[1:], ErrBase32},
 		{"padding char", "=" + good[1:], ErrBase32},
+		// "vkl73" with the Kelvin sign U+212A for 'k': strings.ToLower
+		// would fold it to an ASCII 'k' and accept the address.
+		{"kelvin sign", strings.Replace(good, "vkl73", "v\u212Al73", 1), ErrBase32},
+		{"kelvin sign, upper", strings.ToUpper(strings.Replace(good, "vkl73", "v\u212Al73", 1)), ErrBase32},
+		{"non-ascii space", good + "\u00a0", ErrBase32},
+		{"fullwidth letter", "\uff52" + good[1:], ErrBase32},
+		{"latin-1 byte", "\xe9" + good[1:], ErrBase32},
+		{"inner space", good[:10] + " " + good[11:], ErrBase32},
 		{"version", badVersion, ErrVersion},
 		{"checksum", badSum, ErrChecksum},
 	}
@@ -141,14 +149,32 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add("expyuzz4wqqyqhjn.onion")
 	f.Add("")
+	f.Add(strings.Replace(vectors[0].addr, "vkl73", "v\u212Al73", 1))
 	f.Fuzz(func(t *testing.T, s string) {
 		pub, err := Parse(s)
 		if err != nil {
 			return
 		}
-		// Anything that parses must re-encode to the same normalized address.
-		if Encode(pub) != Normalize(s) {
-			t.Fatalf("Parse(%q) accepted but re-encodes to %s", s, Encode(pub))
+		// Only ASCII is ever accepted ...
+		for i := 0; i < len(s); i++ {
+			if s[i] >= 0x80 {
+				t.Fatalf("Parse(%q) accepted a non-ASCII byte at %d", s, i)
+			}
+		}
+		// ... and, lowercased byte by byte (not with Unicode case folding,
+		// which is what let the Kelvin sign through), it is the canonical
+		// address, with or without the suffix.
+		low := []byte(strings.Trim(s, " \t\n\v\f\r"))
+		for i, c := range low {
+			if 'A' <= c && c <= 'Z' {
+				low[i] = c + 'a' - 'A'
+			}
+		}
+		if l := string(low); l != Encode(pub) && l != Hostname(pub) {
+			t.Fatalf("Parse(%q) accepted; lowercase %q is neither %s nor %s", s, l, Encode(pub), Hostname(pub))
+		}
+		if Normalize(s) != Encode(pub) {
+			t.Fatalf("Normalize(%q) = %q, want %s", s, Normalize(s), Encode(pub))
 		}
 	})
 }
