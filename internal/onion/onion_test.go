@@ -1,9 +1,13 @@
 package onion
 
 import (
+	"bytes"
 	"crypto/ed25519"
+	"crypto/sha512"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 )
@@ -112,15 +116,48 @@ func TestVerifyMismatch(t *testing.T) {
 	}
 }
 
+// TestExpandKeyMatchesTor checks what tor does with the ADD_ONION key:
+// the scalar half of the expanded key, times the Ed25519 base point, is the
+// service's public key (whose address tor publishes), and the other half is
+// SHA-512(seed)[32:], tor's nonce prefix for signing. The point arithmetic
+// is done here from the curve definition (RFC 8032 §5.1), independently of
+// crypto/ed25519; an unclamped or otherwise wrong scalar gives another
+// point.
 func TestExpandKeyMatchesTor(t *testing.T) {
-	// The expanded key's scalar half, multiplied by the base point, must give
-	// the public key; we check the clamping bits and the public derivation
-	// through the secret key file round trip.
+	for _, v := range vectors {
+		if v.seed == "" {
+			continue
+		}
+		t.Run(v.name, func(t *testing.T) {
+			seed := mustHex(t, v.seed)
+			priv := ed25519.NewKeyFromSeed(seed)
+			k := ExpandKey(priv)
+			if k[0]&7 != 0 || k[31]&128 != 0 || k[31]&64 == 0 {
+				t.Fatalf("scalar not clamped: %x", k[:32])
+			}
+			h := sha512.Sum512(seed)
+			if !bytes.Equal(k[32:], h[32:]) {
+				t.Errorf("prefix half = %x, want SHA-512(seed)[32:] = %x", k[32:], h[32:])
+			}
+			pub := edScalarBaseMult(k[:32])
+			if hex.EncodeToString(pub) != v.pub {
+				t.Fatalf("scalar·B = %x, want the public key %s", pub, v.pub)
+			}
+			if Encode(pub) != v.addr {
+				t.Errorf("address of scalar·B = %s, want %s", Encode(pub), v.addr)
+			}
+			// The unclamped scalar is a different point: tor would publish
+			// another address (DESIGN.md).
+			if bytes.Equal(edScalarBaseMult(h[:32]), pub) {
+				t.Errorf("unclamped scalar gives the same point: the check proves nothing")
+			}
+		})
+	}
+}
+
+func TestSecretKeyFile(t *testing.T) {
 	priv := ed25519.NewKeyFromSeed(mustHex(t, vectors[1].seed))
 	k := ExpandKey(priv)
-	if k[0]&7 != 0 || k[31]&128 != 0 || k[31]&64 == 0 {
-		t.Fatalf("scalar not clamped: %x", k[:32])
-	}
 	file := MarshalSecretKeyFile(priv)
 	if len(file) != 96 || !strings.HasPrefix(string(file), "== ed25519v1-secret: type0 ==\x00\x00\x00") {
 		t.Fatalf("bad key file %q", file[:32])
@@ -137,9 +174,64 @@ func TestExpandKeyMatchesTor(t *testing.T) {
 	if _, err := ParseSecretKeyFile(bad); !errors.Is(err, ErrKeyFile) {
 		t.Errorf("bad header: %v", err)
 	}
-	if !strings.HasPrefix(AddOnionKey(priv), "ED25519-V3:") {
-		t.Errorf("AddOnionKey = %s", AddOnionKey(priv))
+	if want := "ED25519-V3:" + base64.StdEncoding.EncodeToString(k[:]); AddOnionKey(priv) != want {
+		t.Errorf("AddOnionKey = %s, want %s", AddOnionKey(priv), want)
 	}
+}
+
+// Edwards25519 (RFC 8032 §5.1): -x² + y² = 1 + d·x²·y² over GF(2^255-19),
+// in affine coordinates with math/big. Slow and not constant-time: a test
+// oracle only.
+var (
+	edP  = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+	edD  = edMul(big.NewInt(-121665), new(big.Int).ModInverse(big.NewInt(121666), edP))
+	edBx = edInt("15112221349535400772501151409588531511454012693041857206046113283949847762202")
+	edBy = edInt("46316835694926478169428394003475163141307993866256225615783033603165251855960")
+)
+
+func edInt(s string) *big.Int {
+	n, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		panic(s)
+	}
+	return n
+}
+
+func edMul(a, b *big.Int) *big.Int { return new(big.Int).Mod(new(big.Int).Mul(a, b), edP) }
+
+// edAdd is the complete addition law (also used for doubling).
+func edAdd(x1, y1, x2, y2 *big.Int) (*big.Int, *big.Int) {
+	t := edMul(edD, edMul(edMul(x1, x2), edMul(y1, y2)))
+	one := big.NewInt(1)
+	xn := new(big.Int).Add(edMul(x1, y2), edMul(x2, y1))
+	yn := new(big.Int).Add(edMul(y1, y2), edMul(x1, x2))
+	xd := new(big.Int).ModInverse(new(big.Int).Mod(new(big.Int).Add(one, t), edP), edP)
+	yd := new(big.Int).ModInverse(new(big.Int).Mod(new(big.Int).Sub(one, t), edP), edP)
+	return edMul(xn, xd), edMul(yn, yd)
+}
+
+// edScalarBaseMult returns the encoding of s·B for the 32-byte little-endian
+// scalar s: y little-endian with the low bit of x in the top bit.
+func edScalarBaseMult(s []byte) []byte {
+	be := make([]byte, len(s))
+	for i, b := range s {
+		be[len(s)-1-i] = b
+	}
+	n := new(big.Int).SetBytes(be)
+	x, y := big.NewInt(0), big.NewInt(1) // the neutral element
+	for i := n.BitLen() - 1; i >= 0; i-- {
+		x, y = edAdd(x, y, x, y)
+		if n.Bit(i) == 1 {
+			x, y = edAdd(x, y, edBx, edBy)
+		}
+	}
+	out := make([]byte, 32)
+	y.FillBytes(out)
+	for i, j := 0, 31; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	out[31] |= byte(x.Bit(0)) << 7
+	return out
 }
 
 func FuzzParse(f *testing.F) {
