@@ -1,15 +1,20 @@
 package tor
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mmogit/mmogit/internal/onion"
 	"github.com/mmogit/mmogit/internal/torctl"
 	"github.com/mmogit/mmogit/internal/torctl/torctltest"
 )
@@ -144,5 +149,43 @@ func TestTorVersionTimeout(t *testing.T) {
 	}
 	if el := time.Since(t0); el > 3*time.Second {
 		t.Fatalf("findTor took %v with a 200 ms timeout", el)
+	}
+}
+
+// TestPublishServiceIDMismatch: if tor answers ADD_ONION with a ServiceID
+// other than the key's address (the key did not reach tor as we sent it),
+// Publish fails with ErrServiceIDMismatch and removes what tor created.
+func TestPublishServiceIDMismatch(t *testing.T) {
+	srv := torctltest.NewServer(t)
+	srv.SetInfo("net/listeners/socks", `"127.0.0.1:39999"`)
+	_, key, _ := ed25519.GenerateKey(rand.Reader)
+	want := onion.Encode(key.Public().(ed25519.PublicKey))
+	_, other, _ := ed25519.GenerateKey(rand.Reader)
+	wrong := onion.Encode(other.Public().(ed25519.PublicKey))
+	var serviceID atomic.Value
+	serviceID.Store(wrong)
+	srv.Handle("ADD_ONION", func(string) []string {
+		return []string{"250-ServiceID=" + serviceID.Load().(string), "250 OK"}
+	})
+	ctx := testCtx(t, 5*time.Second)
+	d, err := Attach(ctx, AttachConfig{ControlAddr: srv.Addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop(ctx)
+	cfg := ServiceConfig{Key: key, VirtualPort: 80, Target: "127.0.0.1:1"}
+	_, err = d.Publish(ctx, cfg)
+	if !errors.Is(err, ErrServiceIDMismatch) || !strings.Contains(err.Error(), wrong) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Publish with a wrong ServiceID: %v, want ErrServiceIDMismatch naming both", err)
+	}
+	if !slices.Contains(srv.Commands(), "DEL_ONION "+wrong) {
+		t.Errorf("the mismatched service was not removed: %q", srv.Commands())
+	}
+
+	// The same fake with the right ServiceID publishes.
+	serviceID.Store(want)
+	s, err := d.Publish(ctx, cfg)
+	if err != nil || s.ID != want {
+		t.Fatalf("Publish with the right ServiceID: %v, %v", s, err)
 	}
 }
