@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/mmogit/mmogit/internal/agent"
@@ -75,9 +77,6 @@ func runAgent(ctx context.Context, a agentRunArgs) error {
 		}
 	}
 	if a.useBridges {
-		if len(cfg.Tor.Bridges) == 0 {
-			return fmt.Errorf("--use-bridges: no bridges in %s/%s (add \"bridges\": [\"obfs4 IP:PORT FP cert=… iat-mode=0\"] under \"tor\")", g.configDir, config.FileName)
-		}
 		cfg.Tor.UseBridges = true
 	}
 	if len(a.services) > 0 {
@@ -90,9 +89,15 @@ func runAgent(ctx context.Context, a agentRunArgs) error {
 			return err
 		}
 		opts.TestnetTorrc = info.ClientTorrc
-		if cfg.Tor.UseBridges && len(info.BridgeClientTorrc) > 0 {
-			opts.TestnetTorrc = info.BridgeClientTorrc
+		if cfg.Tor.UseBridges {
+			if opts.TestnetTorrc, err = testnetBridges(&opts.Config.Tor, info, a.testnet); err != nil {
+				return err
+			}
 		}
+	}
+	if opts.Config.Tor.UseBridges && len(opts.Config.Tor.Bridges) == 0 {
+		return fmt.Errorf("bridges requested (--use-bridges or \"use_bridges\" in %s) but none are configured: add \"bridges\": [\"obfs4 IP:PORT FP cert=… iat-mode=0\"] under \"tor\" in %s, or with --testnet use a network started with `mmogit testnet up --bridge`",
+			filepath.Join(g.configDir, config.FileName), filepath.Join(g.configDir, config.FileName))
 	}
 	ag, err := agent.New(opts)
 	if err != nil {
@@ -109,4 +114,42 @@ func loadTestnet(dir string) (testnet.Info, error) {
 		return info, fmt.Errorf("no private Tor network in %s; start one with `mmogit testnet up --dir %s`", dir, dir)
 	}
 	return info, err
+}
+
+// testnetBridges makes the agent's tor enter the private network through
+// its obfs4 bridge: the bridge line and transport come from the network
+// (unless tor.json names its own), and the torrc lines the tor package
+// writes itself for bridges (UseBridges, ClientTransportPlugin, Bridge) are
+// removed from the network's lines so that none appears twice.
+func testnetBridges(t *config.TorSettings, info testnet.Info, dir string) ([]string, error) {
+	if len(info.BridgeClientTorrc) == 0 || info.BridgeLine == "" {
+		if len(t.Bridges) > 0 { // the user's own bridges into the network
+			var lines []string
+			for _, l := range info.ClientTorrc {
+				if l != "UseEntryGuards 0" { // tor refuses bridges without guards
+					lines = append(lines, l)
+				}
+			}
+			return lines, nil
+		}
+		return nil, fmt.Errorf("--use-bridges: the private network in %s has no bridge; start one with `mmogit testnet down --dir %s && mmogit testnet up --dir %s --bridge`", dir, dir, dir)
+	}
+	if len(t.Bridges) == 0 {
+		t.Bridges = []string{info.BridgeLine}
+	}
+	var lines []string
+	for _, l := range info.BridgeClientTorrc {
+		f := strings.Fields(l)
+		if len(f) > 0 && (strings.EqualFold(f[0], "UseBridges") || strings.EqualFold(f[0], "Bridge")) {
+			continue
+		}
+		if len(f) >= 4 && strings.EqualFold(f[0], "ClientTransportPlugin") && f[2] == "exec" {
+			if t.Obfs4Proxy == "" {
+				t.Obfs4Proxy = strings.Join(f[3:], " ")
+			}
+			continue
+		}
+		lines = append(lines, l)
+	}
+	return lines, nil
 }
