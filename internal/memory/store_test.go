@@ -437,3 +437,49 @@ func TestPostRefusesInvalidUTF8(t *testing.T) {
 		t.Fatalf("All = %v, %v; want nothing stored", es, err)
 	}
 }
+
+// TestCachedScanMatchesFreshScan: after commits that extend the cached
+// scan (bulk, single, duplicate), a store answers All exactly as a fresh
+// instance that walks the repository from scratch.
+func TestCachedScanMatchesFreshScan(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	k, k2 := otherKey(t, 5), otherKey(t, 6)
+	var bulk []Message
+	for i := range 2 * packThreshold {
+		bulk = append(bulk, Sign(k, fmt.Sprint("bulk ", i), time.Unix(int64(1000+i), 0)))
+	}
+	steps := []func() error{
+		func() error { _, err := s.Post(ctx, k, "first"); return err },
+		func() error { _, err := s.All(ctx); return err }, // prime the cache
+		func() error { _, err := s.Add(ctx, bulk); return err },
+		func() error { _, err := s.Post(ctx, k, "after the pack"); return err },
+		func() error { _, err := s.Add(ctx, append(bulk[:2:2], Sign(k2, "other author", time.Unix(5, 0)))); return err },
+	}
+	for i, step := range steps {
+		if err := step(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		got, err := s.All(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := Open(s.Dir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := fresh.All(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("step %d: cached store lists %d entries, fresh one %d", i, len(got), len(want))
+		}
+		for j := range got {
+			g, w := got[j], want[j]
+			if g.ID != w.ID || g.Path != w.Path || g.Branch != w.Branch || g.Valid != w.Valid || g.Message != w.Message {
+				t.Fatalf("step %d entry %d: cached %+v, fresh %+v", i, j, g, w)
+			}
+		}
+	}
+}
