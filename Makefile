@@ -32,7 +32,10 @@ fuzz:
 test-short:
 	$(GO) test -short ./...
 
+# Ours vs raw tor / raw TCP side by side on a private Tor network (a table;
+# bin/mmogit --json bench for rows), then the in-process go test benchmarks.
 bench: deps build
+	./$(BIN) bench
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
 
 clean:
