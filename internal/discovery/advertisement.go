@@ -44,6 +44,14 @@ var (
 	ErrOnionMismatch = errors.New("discovery: onion address does not match advertisement key")
 	ErrExpired       = errors.New("discovery: advertisement expired")
 	ErrFromFuture    = errors.New("discovery: advertisement timestamp in the future")
+	// ErrNonCanonical means a record decodes but is not byte for byte the
+	// canonical encoding (Encode) of what it decodes to: other member
+	// names, order or case, duplicate or missing members, uppercase hex,
+	// fractional seconds or offsets, escapes, whitespace. Only one encoding
+	// of a signed advertisement is accepted, so nobody but the signer can
+	// make a copy that DHT nodes would prefer (Validator.Select breaks
+	// ties on the bytes).
+	ErrNonCanonical = errors.New("discovery: advertisement not in canonical encoding")
 )
 
 // Advertisement is an agent's signed statement of where it can be reached
@@ -117,6 +125,13 @@ func validateAddrs(addrs []string) error {
 	for _, a := range addrs {
 		if len(a) == 0 || len(a) > MaxAddrLen {
 			return fmt.Errorf("%w: addr of %d bytes, want 1..%d", ErrMalformed, len(a), MaxAddrLen)
+		}
+		// Every byte must stand for itself in JSON, so that the canonical
+		// encoding has no escapes (encoding/json escapes < > & as well).
+		for i := 0; i < len(a); i++ {
+			if c := a[i]; c <= ' ' || c > '~' || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+				return fmt.Errorf("%w: addr %q: byte %q not allowed", ErrMalformed, a, c)
+			}
 		}
 		if seen[a] {
 			return fmt.Errorf("%w: duplicate addr %q", ErrMalformed, a)
@@ -276,8 +291,16 @@ func (ad *Advertisement) Offers(service string) bool {
 	return ok
 }
 
-// MarshalJSON encodes the wire form.
-func (ad Advertisement) MarshalJSON() ([]byte, error) {
+// MarshalJSON is Encode.
+func (ad Advertisement) MarshalJSON() ([]byte, error) { return ad.Encode() }
+
+// Encode returns the canonical wire form (docs/advertisement.md): compact
+// JSON, the eight members in the documented order, hex in lowercase, times
+// in UTC as whole seconds with "Z", seq in plain decimal, nil lists as [],
+// no whitespace and nothing after the closing brace. For an advertisement
+// that passes Verify no string needs a JSON escape, so these bytes are the
+// only ones Decode accepts for it.
+func (ad Advertisement) Encode() ([]byte, error) {
 	j := adJSON{
 		PubKey:       hex.EncodeToString(ad.PubKey),
 		OnionAddress: ad.OnionAddress,
@@ -334,8 +357,10 @@ func (ad *Advertisement) UnmarshalJSON(data []byte) error {
 }
 
 // Decode parses an advertisement from untrusted bytes (a DHT record value)
-// without verifying it. Input over MaxRecordSize or with trailing data is
-// ErrMalformed.
+// without verifying it. Input over MaxRecordSize, that is not one JSON
+// object of the wire form, or with trailing data is ErrMalformed; input
+// that decodes but is not exactly the canonical encoding of the result
+// (Encode) is ErrNonCanonical.
 func Decode(data []byte) (Advertisement, error) {
 	if len(data) > MaxRecordSize {
 		return Advertisement{}, fmt.Errorf("%w: record of %d bytes, at most %d", ErrMalformed, len(data), MaxRecordSize)
@@ -352,7 +377,27 @@ func Decode(data []byte) (Advertisement, error) {
 	if err := ad.UnmarshalJSON(raw); err != nil {
 		return Advertisement{}, err
 	}
+	canon, err := ad.Encode()
+	if err != nil {
+		return Advertisement{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if !bytes.Equal(canon, data) {
+		return Advertisement{}, fmt.Errorf("%w: %s", ErrNonCanonical, firstDifference(data, canon))
+	}
 	return ad, nil
+}
+
+// firstDifference describes where data departs from the canonical bytes.
+func firstDifference(data, canon []byte) string {
+	i := 0
+	for i < len(data) && i < len(canon) && data[i] == canon[i] {
+		i++
+	}
+	show := func(b []byte) string {
+		b = b[i:min(len(b), i+16)]
+		return fmt.Sprintf("%q", b)
+	}
+	return fmt.Sprintf("byte %d of %d is %s, canonical %s", i, len(data), show(data), show(canon))
 }
 
 // DecodeVerify is Decode followed by Verify.

@@ -28,13 +28,21 @@ const ProtocolPrefix = "/mmogit"
 // Defaults chosen for onion circuits, where a new connection takes seconds
 // (DESIGN.md: GetValue ~4.7 s, FindProviders ~5.5 s with 1.5–4 s circuits).
 const (
-	DefaultTTL                  = time.Hour
-	DefaultQueryTimeout         = 60 * time.Second
-	DefaultConcurrency          = 5
-	DefaultRefreshQueryTimeout  = 60 * time.Second
-	DefaultLatencyTolerance     = 30 * time.Second
-	defaultBootstrapWait        = 5 * time.Second
-	defaultMinRepublishInterval = time.Second
+	DefaultTTL                 = time.Hour
+	DefaultQueryTimeout        = 60 * time.Second
+	DefaultConcurrency         = 5
+	DefaultRefreshQueryTimeout = 60 * time.Second
+	DefaultLatencyTolerance    = 30 * time.Second
+	defaultBootstrapWait       = 5 * time.Second
+	defaultRetryMin            = 5 * time.Second
+	defaultRetryMax            = 2 * time.Minute
+	// peerPoll is how often Run checks whether a DHT that had no peers
+	// when a publish failed has some now, to publish without waiting out
+	// the backoff.
+	peerPoll = 250 * time.Millisecond
+	// maxSeen is how many keys' highest sequence numbers are remembered
+	// before expired entries are pruned.
+	maxSeen = 4096
 )
 
 // ErrNoAdvertisement means no valid advertisement was found for a key.
@@ -55,6 +63,11 @@ type Options struct {
 	// RepublishEvery is how often Run re-signs and republishes; default
 	// TTL/2 and must be shorter than TTL so the record never lapses.
 	RepublishEvery time.Duration
+	// RetryMin and RetryMax bound the backoff after a failed publish: the
+	// first retry comes RetryMin after the failure, each further one twice
+	// as late, at most RetryMax (defaults: min(5 s, RepublishEvery/8) and
+	// min(2 min, RepublishEvery/4); RetryMax is never above RepublishEvery).
+	RetryMin, RetryMax time.Duration
 	// QueryTimeout bounds each Advertise, Discover and Lookup when the
 	// caller's context has no earlier deadline (default DefaultQueryTimeout).
 	QueryTimeout time.Duration
@@ -91,6 +104,16 @@ func (o *Options) setDefaults() error {
 	if o.RepublishEvery <= 0 || o.RepublishEvery >= o.TTL {
 		return fmt.Errorf("discovery: republish interval %s must be positive and shorter than ttl %s", o.RepublishEvery, o.TTL)
 	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = min(defaultRetryMin, o.RepublishEvery/8)
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = max(min(defaultRetryMax, o.RepublishEvery/4), o.RetryMin)
+	}
+	o.RetryMax = min(o.RetryMax, o.RepublishEvery)
+	if o.RetryMin > o.RetryMax {
+		return fmt.Errorf("discovery: retry backoff %s..%s is empty", o.RetryMin, o.RetryMax)
+	}
 	if o.QueryTimeout <= 0 {
 		o.QueryTimeout = DefaultQueryTimeout
 	}
@@ -120,13 +143,18 @@ type Discovery struct {
 	dht  *dht.IpfsDHT
 	pm   *dhtpb.ProtocolMessenger
 	log  *slog.Logger
-	// wake tells Run that the advertised set changed.
+	// wake tells Run that the advertised set or the schedule changed.
 	wake chan struct{}
 	// closed ends with Close, and with it every operation in flight.
 	closed    context.Context
 	markClose context.CancelFunc
 
 	closeOnce sync.Once
+
+	// pubMu serializes publishes, so that the set a publish reads and the
+	// seq it signs with are never overtaken by a concurrent publish of an
+	// older set.
+	pubMu sync.Mutex
 
 	// mu guards the fields below.
 	mu          sync.Mutex
@@ -136,6 +164,19 @@ type Discovery struct {
 	lastSeq     uint64
 	seqChecked  bool // lastSeq has been raised above what the network holds
 	current     Advertisement
+	// due is when Run publishes next; failures counts publishes that
+	// failed since the last success (the retry backoff exponent).
+	due      time.Time
+	failures int
+	lonely   bool // the last publish failed with an empty routing table
+	// seen is the highest seq verified per record key, until that
+	// advertisement expires; a lower one is ErrReplayed.
+	seen map[string]seenAd
+}
+
+type seenAd struct {
+	seq     uint64
+	expires time.Time
 }
 
 // New starts a server-mode DHT on h for the agent id. h must use id's key
@@ -177,6 +218,7 @@ func New(h host.Host, id *identity.Identity, opts Options) (*Discovery, error) {
 	return &Discovery{
 		h: h, id: id, opts: opts, dht: kad, pm: pm, log: opts.Logger,
 		wake: make(chan struct{}, 1), closed: closed, markClose: markClose,
+		seen: map[string]seenAd{},
 	}, nil
 }
 
@@ -257,62 +299,169 @@ func (d *Discovery) Bootstrap(ctx context.Context, peers []peer.AddrInfo) error 
 }
 
 // nextSeq returns a sequence number above every one this key has used: the
-// clock in nanoseconds, raised above the last one issued and, on first use,
-// above the one the network holds (so a clock set back after a restart
-// cannot make a new advertisement lose to the old one).
+// clock in nanoseconds, raised above the last one issued and above the one
+// the network holds (so a clock set back after a restart cannot make a new
+// advertisement lose to the old one). The network is asked until it has
+// answered once: every publish before that (say, before bootstrap) asks
+// again.
 func (d *Discovery) nextSeq(ctx context.Context) uint64 {
 	d.mu.Lock()
 	checked := d.seqChecked
 	d.mu.Unlock()
 	var netSeq uint64
 	if !checked {
-		if ad, err := d.Lookup(ctx, d.id.Public); err == nil {
-			netSeq = ad.Seq
+		var ok bool
+		netSeq, ok = d.networkSeq(ctx)
+		if ok {
+			d.mu.Lock()
+			d.seqChecked = true
+			d.mu.Unlock()
 		}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.seqChecked = true
-	seq := max(uint64(max(d.opts.Clock().UnixNano(), 0)), d.lastSeq+1, netSeq+1)
+	// Nothing is above the maximum: signing it again ties on seq and wins
+	// on the later timestamp.
+	above := func(s uint64) uint64 { return max(s, s+1) }
+	seq := max(uint64(max(d.opts.Clock().UnixNano(), 0)), above(d.lastSeq), above(netSeq))
 	d.lastSeq = seq
 	return seq
+}
+
+// networkSeq looks up this agent's own advertisement in the DHT. ok is
+// true when the answer is definitive: a record was found (seq is its seq),
+// or at least one peer answered the query and none held a valid record. A
+// lookup that reached nobody (an empty routing table, every peer
+// unreachable, a timeout) is not.
+func (d *Discovery) networkSeq(ctx context.Context) (seq uint64, ok bool) {
+	qctx, cancel := context.WithCancel(ctx)
+	qctx, events := routing.RegisterForQueryEvents(qctx)
+	answered := make(chan bool, 1)
+	go func() {
+		got := false
+		for ev := range events { // closed when qctx ends
+			if ev.Type == routing.PeerResponse {
+				got = true
+			}
+		}
+		answered <- got
+	}()
+	ad, err := d.Lookup(qctx, d.id.Public)
+	cancel()
+	someone := <-answered
+	switch {
+	case err == nil:
+		return ad.Seq, true
+	case errors.Is(err, ErrNoAdvertisement) && someone:
+		return 0, true
+	default:
+		d.log.Debug("discovery: own advertisement lookup inconclusive", "err", err, "answered", someone)
+		return 0, false
+	}
 }
 
 // Advertise signs an advertisement for services and addrs, stores it in the
 // DHT and announces this agent as a provider of each service. addrs are
 // direct multiaddrs and must be empty when the transport policy forbids
-// direct connections. The set is remembered, so Run republishes it (even
-// after an error here, which is typically a DHT with no peers yet).
+// direct connections. The set replaces any set given before and is what
+// Run republishes from now on, also after an error here (typically a DHT
+// with no peers yet): Run then retries soon, with backoff. If Run is
+// publishing at the time, Advertise waits for it.
 func (d *Discovery) Advertise(ctx context.Context, services, addrs []string) (Advertisement, error) {
-	svc, err := NormalizeServices(services)
-	if err != nil {
+	if err := d.setAdvertised(services, addrs); err != nil {
 		return Advertisement{}, err
 	}
+	ad, err := d.publish(ctx)
+	d.poke()
+	return ad, err
+}
+
+// SetAdvertised makes services and addrs the set Run publishes, as
+// Advertise does, without publishing here: Run publishes it as soon as it
+// runs (or right away if it is running). For an agent's configured
+// services at start-up, before the DHT has peers.
+func (d *Discovery) SetAdvertised(services, addrs []string) error {
+	if err := d.setAdvertised(services, addrs); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.due = time.Time{}
+	d.mu.Unlock()
+	d.poke()
+	return nil
+}
+
+func (d *Discovery) setAdvertised(services, addrs []string) error {
+	svc, err := NormalizeServices(services)
+	if err != nil {
+		return err
+	}
 	if err := validateAddrs(addrs); err != nil {
-		return Advertisement{}, err
+		return err
 	}
 	d.mu.Lock()
 	d.advertising, d.services, d.addrs = true, svc, slices.Clone(addrs)
 	d.mu.Unlock()
+	return nil
+}
+
+// poke tells Run to look at the schedule again.
+func (d *Discovery) poke() {
 	select {
 	case d.wake <- struct{}{}:
 	default:
 	}
-	return d.publish(ctx)
 }
 
-// publish signs and stores the remembered set once.
+// errNotAdvertising ends a publish that StopAdvertising overtook.
+var errNotAdvertising = errors.New("discovery: not advertising")
+
+// publish signs and stores the current set once, and schedules the next
+// publish: RepublishEvery after a success, the backoff after a failure.
 func (d *Discovery) publish(ctx context.Context) (Advertisement, error) {
+	d.pubMu.Lock()
+	defer d.pubMu.Unlock()
 	ctx, cancel := d.withTimeout(ctx)
 	defer cancel()
 	d.mu.Lock()
-	svc, addrs := d.services, d.addrs
+	on, svc, addrs := d.advertising, d.services, d.addrs
 	d.mu.Unlock()
+	if !on {
+		return Advertisement{}, errNotAdvertising
+	}
+	ad, err := d.putAd(ctx, svc, addrs)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil {
+		d.failures++
+		d.due = time.Now().Add(d.retryAfter(d.failures))
+		d.lonely = d.dht.RoutingTable().Size() == 0
+		return Advertisement{}, err
+	}
+	d.failures, d.lonely = 0, false
+	d.due = time.Now().Add(d.opts.RepublishEvery)
+	d.current = ad
+	return ad, nil
+}
+
+// retryAfter is the wait after the n-th failure in a row: RetryMin,
+// doubling, at most RetryMax.
+func (d *Discovery) retryAfter(n int) time.Duration {
+	wait := d.opts.RetryMin
+	for i := 1; i < n && wait < d.opts.RetryMax; i++ {
+		wait *= 2
+	}
+	return min(wait, d.opts.RetryMax)
+}
+
+// putAd signs svc and addrs and stores the advertisement and the
+// service provider records.
+func (d *Discovery) putAd(ctx context.Context, svc, addrs []string) (Advertisement, error) {
 	ad, err := Sign(d.id, svc, addrs, d.nextSeq(ctx), d.opts.Clock(), d.opts.TTL)
 	if err != nil {
 		return Advertisement{}, err
 	}
-	val, err := ad.MarshalJSON()
+	val, err := ad.Encode()
 	if err != nil {
 		return Advertisement{}, fmt.Errorf("discovery: encode: %w", err)
 	}
@@ -339,9 +488,6 @@ func (d *Discovery) publish(ctx context.Context) (Advertisement, error) {
 	if err := errors.Join(errs...); err != nil {
 		return Advertisement{}, fmt.Errorf("discovery: advertise: %w", err)
 	}
-	d.mu.Lock()
-	d.current = ad
-	d.mu.Unlock()
 	d.log.Debug("discovery: advertised", "seq", ad.Seq, "services", svc, "expires", ad.Expires)
 	return ad, nil
 }
@@ -353,6 +499,14 @@ func (d *Discovery) Current() (Advertisement, bool) {
 	return d.current, d.current.Seq != 0
 }
 
+// Advertised returns the set Run keeps published, and false if there is
+// none (nothing advertised yet, or StopAdvertising).
+func (d *Discovery) Advertised() (services, addrs []string, ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.services), slices.Clone(d.addrs), d.advertising
+}
+
 // StopAdvertising stops Run from republishing. Records already in the DHT
 // cannot be withdrawn; the advertisement stops verifying at its expiry
 // (within TTL), after which Discover no longer returns this agent.
@@ -360,45 +514,63 @@ func (d *Discovery) StopAdvertising() {
 	d.mu.Lock()
 	d.advertising = false
 	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
+	d.poke()
 }
 
-// Run republishes the advertisement every RepublishEvery (sooner after a
-// failure) until ctx ends or Close is called. It returns ctx.Err() or nil
-// after Close.
+// Run is the republish loop. While a set is advertised (Advertise,
+// SetAdvertised) it publishes it, re-read on every pass: right away if it
+// was never published, then every RepublishEvery after the last success,
+// and after a failure again after RetryMin, doubling up to RetryMax,
+// until a publish succeeds; a failure with no peers at all is retried as
+// soon as the routing table has one. With nothing advertised it waits. It
+// returns ctx.Err() when ctx ends, or nil after Close.
 func (d *Discovery) Run(ctx context.Context) error {
-	retry := max(d.opts.RepublishEvery/4, defaultMinRepublishInterval)
-	timer := time.NewTimer(d.opts.RepublishEvery)
+	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	poll := time.NewTicker(peerPoll)
+	defer poll.Stop()
 	for {
+		d.mu.Lock()
+		on, due, lonely := d.advertising, d.due, d.lonely
+		d.mu.Unlock()
+		var fire, peers <-chan time.Time
+		if on {
+			timer.Reset(max(time.Until(due), 0))
+			fire = timer.C
+			if lonely {
+				peers = poll.C
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-d.closed.Done():
 			return nil
 		case <-d.wake:
-			// Advertise just published; count the interval from now.
-			timer.Reset(d.opts.RepublishEvery)
-		case <-timer.C:
-			d.mu.Lock()
-			on := d.advertising
-			d.mu.Unlock()
-			next := d.opts.RepublishEvery
-			if on {
-				if _, err := d.publish(ctx); err != nil {
-					d.log.Warn("discovery: republish failed", "err", err, "retry_in", retry)
-					next = retry
-				}
+			// The set or the schedule changed; look again.
+		case <-peers:
+			if d.dht.RoutingTable().Size() > 0 {
+				d.mu.Lock()
+				d.due, d.lonely = time.Now(), false
+				d.mu.Unlock()
 			}
-			timer.Reset(next)
+		case <-fire:
+			if _, err := d.publish(ctx); err != nil && !errors.Is(err, errNotAdvertising) {
+				if ctx.Err() != nil || d.closed.Err() != nil {
+					continue
+				}
+				d.mu.Lock()
+				retry := time.Until(d.due).Round(time.Millisecond)
+				d.mu.Unlock()
+				d.log.Warn("discovery: publish failed", "err", err, "retry_in", retry)
+			}
 		}
 	}
 }
 
-// Lookup fetches and verifies the advertisement of pub from the DHT.
+// Lookup fetches and verifies the advertisement of pub from the DHT. A
+// valid advertisement with a lower seq than one this node already verified
+// for pub (and that has not expired) is ErrReplayed.
 func (d *Discovery) Lookup(ctx context.Context, pub ed25519.PublicKey) (Advertisement, error) {
 	if len(pub) != ed25519.PublicKeySize {
 		return Advertisement{}, fmt.Errorf("%w: public key of %d bytes", ErrMalformed, len(pub))
@@ -418,11 +590,36 @@ func (d *Discovery) Lookup(ctx context.Context, pub ed25519.PublicKey) (Advertis
 	return d.verify(key, val)
 }
 
+// verify validates val under key and checks it against the highest seq
+// seen for key, which it then raises.
 func (d *Discovery) verify(key string, val []byte) (Advertisement, error) {
 	if err := (Validator{Clock: d.opts.Clock}).Validate(key, val); err != nil {
 		return Advertisement{}, err
 	}
-	return Decode(val)
+	ad, err := Decode(val)
+	if err != nil {
+		return Advertisement{}, err
+	}
+	now := d.opts.Clock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, ok := d.seen[key]; ok && now.Before(s.expires) {
+		if ad.Seq < s.seq {
+			return Advertisement{}, fmt.Errorf("%w: %s: seq %d, already verified seq %d", ErrReplayed, key, ad.Seq, s.seq)
+		}
+		if ad.Seq == s.seq {
+			return ad, nil
+		}
+	}
+	if len(d.seen) >= maxSeen {
+		for k, s := range d.seen {
+			if !now.Before(s.expires) {
+				delete(d.seen, k)
+			}
+		}
+	}
+	d.seen[key] = seenAd{seq: ad.Seq, expires: ad.Expires}
+	return ad, nil
 }
 
 // DiscoverResult is the outcome of Discover.
@@ -431,7 +628,8 @@ type DiscoverResult struct {
 	// public key; never this agent's own.
 	Ads []Advertisement
 	// Dropped counts providers whose advertisement failed verification
-	// (forged, malformed, misfiled, from the future); DropErrors says why.
+	// (forged, malformed, not canonical, misfiled, from the future, or a
+	// replay older than one already seen); DropErrors says why.
 	Dropped    int
 	DropErrors []error
 	// Stale counts providers with no current advertisement for the
@@ -496,7 +694,9 @@ func (d *Discovery) Discover(ctx context.Context, service string) (DiscoverResul
 
 // fetch gets p's advertisement: first straight from p, which stores its own
 // record, then from the DHT. Only verification failures of a record p
-// itself served are reported as such; anything else is ErrNoAdvertisement.
+// itself served are reported as such, and ErrReplayed when p and the DHT
+// both have nothing newer than an older seq than one already seen;
+// anything else is ErrNoAdvertisement.
 func (d *Discovery) fetch(ctx context.Context, p peer.AddrInfo) (Advertisement, error) {
 	pub, err := identity.PublicFromPeerID(p.ID)
 	if err != nil {
@@ -506,14 +706,26 @@ func (d *Discovery) fetch(ctx context.Context, p peer.AddrInfo) (Advertisement, 
 	if len(p.Addrs) > 0 {
 		d.h.Peerstore().AddAddrs(p.ID, p.Addrs, time.Minute)
 	}
+	var replayed error
 	rec, _, err := d.pm.GetValue(ctx, p.ID, key)
 	if err == nil && rec != nil {
-		return d.verify(key, rec.GetValue())
+		ad, verr := d.verify(key, rec.GetValue())
+		if !errors.Is(verr, ErrReplayed) {
+			return ad, verr
+		}
+		// The DHT may still hold the newer record.
+		replayed, err = verr, verr
 	}
 	d.log.Debug("discovery: direct fetch failed, asking the dht", "peer", p.ID, "err", err)
 	ad, lerr := d.Lookup(ctx, pub)
-	if lerr != nil && !errors.Is(lerr, ErrNoAdvertisement) {
+	switch {
+	case lerr == nil, errors.Is(lerr, ErrReplayed):
+		return ad, lerr
+	case replayed != nil:
+		return Advertisement{}, replayed
+	case errors.Is(lerr, ErrNoAdvertisement):
+		return ad, lerr
+	default:
 		return Advertisement{}, fmt.Errorf("%w: %s: %w", ErrNoAdvertisement, hex.EncodeToString(pub), lerr)
 	}
-	return ad, lerr
 }

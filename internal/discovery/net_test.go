@@ -1,11 +1,15 @@
 package discovery
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -309,6 +313,14 @@ func TestNetwork(t *testing.T) {
 			if ad, err := nodes[j].d.Lookup(ctxT(t), victim.id.Public); err != nil || ad.Seq != newer.Seq {
 				t.Errorf("node %d Lookup = seq %d, %v; want %d", j, ad.Seq, err, newer.Seq)
 			}
+			// Having seen the newer one, the node calls the old one a
+			// replay wherever it comes from.
+			if _, err := nodes[j].d.verify(key, encode(t, old)); !errors.Is(err, ErrReplayed) {
+				t.Errorf("node %d verifies the replay as %v, want ErrReplayed", j, err)
+			}
+			if err := (Validator{Clock: clock.Now}).Replaces(key, encode(t, old), got); !errors.Is(err, ErrReplayed) {
+				t.Errorf("node %d: Replaces(replay, stored) = %v, want ErrReplayed", j, err)
+			}
 		}
 	})
 
@@ -446,9 +458,268 @@ func TestNewRejects(t *testing.T) {
 	if _, err := New(h, testIdentity("b"), Options{}); !errors.Is(err, ErrIdentityMismatch) {
 		t.Errorf("New with another identity = %v", err)
 	}
-	for _, o := range []Options{{TTL: MaxLifetime + time.Second}, {TTL: time.Minute, RepublishEvery: time.Minute}} {
+	for _, o := range []Options{{TTL: MaxLifetime + time.Second}, {TTL: time.Minute, RepublishEvery: time.Minute}, {RetryMin: time.Minute, RetryMax: time.Second}} {
 		if _, err := New(h, id, o); err == nil {
 			t.Errorf("New(%+v) succeeded", o)
 		}
+	}
+}
+
+// lockedBuffer collects log output from several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// runUntilCleanup runs n's republish loop for the rest of the test.
+func runUntilCleanup(t *testing.T, n *node) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run = %v, want context.Canceled", err)
+		}
+	})
+}
+
+// waitLookup polls from's DHT for of's advertisement until ok accepts it.
+func waitLookup(t *testing.T, from, of *node, within time.Duration, ok func(Advertisement) bool) Advertisement {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ad, err := from.d.Lookup(ctxT(t), of.id.Public)
+		if err == nil && ok(ad) {
+			return ad
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no acceptable advertisement within %s: last %+v, %v", within, ad, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// An Advertise that fails (here: no peers yet) is retried by Run soon and
+// with backoff, not after a whole republish interval (30 min here), and
+// the retry publishes the set Advertise was given.
+func TestRunRetriesSoonAfterFailedAdvertise(t *testing.T) {
+	seed := newNode(t, "seed", Options{})
+	var logs lockedBuffer
+	x := newNode(t, "lonely", Options{
+		RetryMin: 100 * time.Millisecond, RetryMax: 400 * time.Millisecond, QueryTimeout: 5 * time.Second,
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
+	runUntilCleanup(t, x)
+	if _, err := x.d.Advertise(ctxT(t), []string{"chat"}, nil); err == nil {
+		t.Fatal("Advertise with no peers succeeded")
+	}
+	time.Sleep(1500 * time.Millisecond)
+	// Retries after 100, 200, 400, 400 ms: about 4 in 1.5 s. None means
+	// the failure was not retried; 15 would mean no backoff.
+	if n := strings.Count(logs.String(), "discovery: publish failed"); n < 2 || n > 7 {
+		t.Errorf("%d retries in 1.5 s, want about 4:\n%s", n, logs.String())
+	}
+	if _, ok := x.d.Current(); ok {
+		t.Fatal("published without peers")
+	}
+	start := time.Now()
+	if err := x.d.Bootstrap(ctxT(t), []peer.AddrInfo{info(seed.h)}); err != nil {
+		t.Fatal(err)
+	}
+	// Current changes only when a publish succeeded (a failed one may
+	// leave its record in x's own store, which seed could read from x).
+	for {
+		if ad, ok := x.d.Current(); ok {
+			if !slices.Equal(ad.Services, []string{"chat"}) {
+				t.Errorf("published services %v, want [chat]", ad.Services)
+			}
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("not published 10 s after the first peer:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("published %s after the first peer", time.Since(start).Round(time.Millisecond))
+	if ad := waitLookup(t, seed, x, 5*time.Second, func(Advertisement) bool { return true }); !slices.Equal(ad.Services, []string{"chat"}) {
+		t.Errorf("seed looks up services %v, want [chat]", ad.Services)
+	}
+}
+
+// Run publishes only what it is told to: nothing before SetAdvertised or
+// Advertise, then the current set, re-read on every pass, until
+// StopAdvertising.
+func TestRunPublishesCurrentSet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for real republish intervals")
+	}
+	seed := newNode(t, "seed", Options{})
+	x := newNode(t, "x", Options{TTL: 4 * time.Second, RepublishEvery: 400 * time.Millisecond, QueryTimeout: 5 * time.Second})
+	runUntilCleanup(t, x)
+	if err := x.d.Bootstrap(ctxT(t), []peer.AddrInfo{info(seed.h)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if ad, ok := x.d.Current(); ok {
+		t.Fatalf("published %+v with nothing advertised", ad)
+	}
+	if _, err := seed.d.Lookup(ctxT(t), x.id.Public); !errors.Is(err, ErrNoAdvertisement) {
+		t.Fatalf("Lookup with nothing advertised = %v, want ErrNoAdvertisement", err)
+	}
+
+	if err := x.d.SetAdvertised([]string{"memory_sync"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	first := waitLookup(t, seed, x, 5*time.Second, func(ad Advertisement) bool { return ad.Offers("memory_sync") })
+	if err := x.d.SetAdvertised([]string{"chat"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	second := waitLookup(t, seed, x, 5*time.Second, func(ad Advertisement) bool {
+		return ad.Seq > first.Seq && slices.Equal(ad.Services, []string{"chat"})
+	})
+	// Later passes keep the new set.
+	third := waitLookup(t, seed, x, 5*time.Second, func(ad Advertisement) bool { return ad.Seq > second.Seq })
+	if !slices.Equal(third.Services, []string{"chat"}) {
+		t.Errorf("republished services %v, want [chat]", third.Services)
+	}
+
+	x.d.StopAdvertising()
+	time.Sleep(200 * time.Millisecond) // a publish in flight may finish
+	stopped, _ := x.d.Current()
+	time.Sleep(time.Second)
+	if now, _ := x.d.Current(); now.Seq != stopped.Seq {
+		t.Errorf("republished after StopAdvertising: seq %d then %d", stopped.Seq, now.Seq)
+	}
+}
+
+// A restarted agent whose first advertise ran before bootstrap (so its
+// lookup of its own record reached nobody) still raises seq above the
+// record the network holds once it has peers.
+func TestSeqRaisedAboveNetworkAfterBootstrap(t *testing.T) {
+	nodes := newNet(t, 2, Options{})
+	xid := testIdentity("restarted")
+	high := uint64(time.Now().UnixNano()) + 1e18 // a clock since set back
+	prior := mustSign(t, xid, []string{"memory_sync"}, nil, high, time.Now(), time.Hour)
+	// From node 1, whose routing table is sure to hold node 0 (newNet
+	// waited for it), so both store the record.
+	if err := nodes[1].d.DHT().PutValue(ctxT(t), RecordKey(xid.Public), encode(t, prior)); err != nil {
+		t.Fatal(err)
+	}
+	h := newHost(t, xid)
+	xd, err := New(h, xid, Options{QueryTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { xd.Close() })
+	if _, err := xd.Advertise(ctxT(t), []string{"memory_sync"}, nil); err == nil {
+		t.Fatal("Advertise before bootstrap succeeded")
+	}
+	if err := xd.Bootstrap(ctxT(t), []peer.AddrInfo{info(nodes[0].h)}); err != nil {
+		t.Fatal(err)
+	}
+	ad, err := xd.Advertise(ctxT(t), []string{"memory_sync"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ad.Seq <= high {
+		t.Fatalf("seq %d not above the network's %d", ad.Seq, high)
+	}
+	for i, n := range nodes {
+		if got, err := n.d.Lookup(ctxT(t), xid.Public); err != nil || got.Seq != ad.Seq {
+			t.Errorf("node %d Lookup = seq %d, %v; want %d", i, got.Seq, err, ad.Seq)
+		}
+	}
+}
+
+// A provider that serves an older advertisement of itself than one already
+// verified, with nothing newer in the DHT, is ErrReplayed: from Lookup,
+// from fetch, and counted as dropped by Discover.
+func TestReplayedAdvertisementFromProvider(t *testing.T) {
+	evilID := testIdentity("replayer")
+	evilHost := newHost(t, evilID)
+	evil, err := New(evilHost, evilID, Options{DHTOptions: []dht.Option{
+		dht.Validator(record.NamespacedValidator{Namespace: acceptAll{}}),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { evil.Close() })
+	// The observer is a DHT client, so the only copy of the record is the
+	// one the provider holds.
+	obs := newNode(t, "observer", Options{DHTOptions: []dht.Option{dht.Mode(dht.ModeClient)}})
+	if err := obs.d.Bootstrap(ctxT(t), []peer.AddrInfo{info(evilHost)}); err != nil {
+		t.Fatal(err)
+	}
+	key := RecordKey(evilID.Public)
+	now := time.Now()
+	put := func(seq uint64) {
+		// Stored locally; the DHT has no other server to send it to.
+		_ = evil.DHT().PutValue(ctxT(t), key, encode(t, mustSign(t, evilID, []string{"memory_sync"}, nil, seq, now, time.Hour)))
+	}
+	put(10)
+	c, _ := ServiceCID("memory_sync")
+	_ = evil.DHT().Provide(ctxT(t), c, true)
+	res, err := obs.d.Discover(ctxT(t), "memory_sync")
+	if err != nil || len(res.Ads) != 1 || res.Ads[0].Seq != 10 {
+		t.Fatalf("Discover = %d ads, dropped %d %v, %v; want seq 10", len(res.Ads), res.Dropped, res.DropErrors, err)
+	}
+	put(5)
+	if _, err := obs.d.Lookup(ctxT(t), evilID.Public); !errors.Is(err, ErrReplayed) {
+		t.Errorf("Lookup of the replay = %v, want ErrReplayed", err)
+	}
+	if _, err := obs.d.fetch(ctxT(t), info(evilHost)); !errors.Is(err, ErrReplayed) {
+		t.Errorf("fetch of the replay = %v, want ErrReplayed", err)
+	}
+	res, err = obs.d.Discover(ctxT(t), "memory_sync")
+	if err != nil || len(res.Ads) != 0 || res.Dropped != 1 || !errors.Is(res.DropErrors[0], ErrReplayed) {
+		t.Errorf("Discover = %d ads, dropped %d %v, %v; want 1 dropped as ErrReplayed", len(res.Ads), res.Dropped, res.DropErrors, err)
+	}
+	// A newer one is accepted again.
+	put(11)
+	if ad, err := obs.d.Lookup(ctxT(t), evilID.Public); err != nil || ad.Seq != 11 {
+		t.Errorf("Lookup after a newer publish = seq %d, %v; want 11", ad.Seq, err)
+	}
+}
+
+func TestRetryBackoff(t *testing.T) {
+	o := Options{RetryMin: time.Second, RetryMax: 5 * time.Second}
+	if err := o.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	d := &Discovery{opts: o}
+	var got []time.Duration
+	for n := 1; n <= 6; n++ {
+		got = append(got, d.retryAfter(n))
+	}
+	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second, 5 * time.Second}; !slices.Equal(got, want) {
+		t.Errorf("backoff %v, want %v", got, want)
+	}
+	def := Options{}
+	if err := def.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	if def.RetryMin != 5*time.Second || def.RetryMax != 2*time.Minute {
+		t.Errorf("default backoff %s..%s, want 5s..2m", def.RetryMin, def.RetryMax)
+	}
+	short := Options{TTL: 2 * time.Second, RepublishEvery: 400 * time.Millisecond}
+	if err := short.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	if short.RetryMin != 50*time.Millisecond || short.RetryMax != 100*time.Millisecond {
+		t.Errorf("short-ttl backoff %s..%s, want 50ms..100ms", short.RetryMin, short.RetryMax)
 	}
 }

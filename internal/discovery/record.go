@@ -28,6 +28,11 @@ const serviceCIDPrefix = "mmogit/service/v1:"
 // ErrKeyMismatch means a record is stored under another agent's key.
 var ErrKeyMismatch = errors.New("discovery: record key does not match advertisement key")
 
+// ErrReplayed means a valid advertisement was offered where a newer one (by
+// Select's order: higher seq, then later timestamp) is already held: a
+// replay of an old record, or a copy that missed a republish.
+var ErrReplayed = errors.New("discovery: advertisement older than one already held (replayed)")
+
 // RecordKey is the DHT key of pub's advertisement:
 // "/mmogit-ad/" + 64 lowercase hex characters of the Ed25519 public key.
 // Hex rather than the peer ID keeps the key equal to the mmogit author name.
@@ -96,10 +101,48 @@ func (v Validator) Validate(key string, value []byte) error {
 	return nil
 }
 
+// Replaces checks that offered may take the place of stored under key, the
+// decision a DHT node makes on a PUT: nil if offered validates and is
+// selected over stored (or is the same bytes), ErrReplayed if stored is newer,
+// and offered's validation error if it is invalid. A stored value that
+// does not decode never blocks a valid offer.
+func (v Validator) Replaces(key string, offered, stored []byte) error {
+	if err := v.Validate(key, offered); err != nil {
+		return err
+	}
+	if bytes.Equal(offered, stored) {
+		return nil
+	}
+	old, err := Decode(stored)
+	if err != nil {
+		return nil
+	}
+	ad, _ := Decode(offered) // validated above
+	return staleAgainst(&ad, &old, offered, stored)
+}
+
+// staleAgainst is ErrReplayed when the held advertisement (held, raw heldRaw)
+// beats ad (raw) under Select's order.
+func staleAgainst(ad, held *Advertisement, raw, heldRaw []byte) error {
+	if !better(held, ad, heldRaw, raw) {
+		return nil
+	}
+	if ad.Seq < held.Seq {
+		return fmt.Errorf("%w: seq %d, have %d", ErrReplayed, ad.Seq, held.Seq)
+	}
+	return fmt.Errorf("%w: seq %d timestamp %s, have timestamp %s", ErrReplayed, ad.Seq, ad.Timestamp.Format(time.RFC3339), held.Timestamp.Format(time.RFC3339))
+}
+
 // Select returns the index of the best of values: the highest Seq, then the
 // newest Timestamp, then the lexicographically greatest encoding, so every
 // node picks the same winner and a replayed older advertisement never wins.
 // Values that do not decode lose to any that do.
+//
+// Select reports only an index: kad-dht calls it both to pick the best of
+// the values a query returned and, on a PUT, with the offered value first
+// and the stored one second, refusing the PUT when the answer is not 0 (a
+// replay is refused by every honest node, whose error the sender sees only
+// as a failed request). Replaces gives the same decision as ErrReplayed.
 func (v Validator) Select(key string, values [][]byte) (int, error) {
 	if len(values) == 0 {
 		return 0, errors.New("discovery: select from no values")
