@@ -142,15 +142,20 @@ func (c *Conn) syncEvents(ctx context.Context) error {
 	return nil
 }
 
-// dispatch delivers an event to every interested subscriber without
-// blocking: the reader goroutine must stay free to deliver replies.
-func (c *Conn) dispatch(r *Reply) {
+// eventOf turns an asynchronous reply into an Event.
+func eventOf(r *Reply) Event {
 	first := ""
 	if len(r.Lines) > 0 {
 		first = r.Lines[0].Text
 	}
 	name, text, _ := strings.Cut(first, " ")
-	ev := Event{Name: strings.ToUpper(name), Text: text, Reply: r}
+	return Event{Name: strings.ToUpper(name), Text: text, Reply: r}
+}
+
+// dispatch delivers an event to every interested subscriber without
+// blocking: the reader goroutine must stay free to deliver replies.
+func (c *Conn) dispatch(r *Reply) {
+	ev := eventOf(r)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for s := range c.subs {

@@ -206,6 +206,10 @@ func parseAddOnion(r *Reply) (AddOnionResult, error) {
 	if res.ServiceID == "" {
 		return res, fmt.Errorf("torctl: add onion: %w: no ServiceID", ErrMalformed)
 	}
+	// Exactly 56 lowercase base32 characters, as tor sends it.
+	if id, err := checkServiceID(res.ServiceID); err != nil || id != res.ServiceID {
+		return AddOnionResult{}, fmt.Errorf("torctl: add onion: %w: ServiceID %q is not a v3 service id", ErrMalformed, truncate(res.ServiceID))
+	}
 	return res, nil
 }
 

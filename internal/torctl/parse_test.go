@@ -369,6 +369,13 @@ func FuzzParseReply(f *testing.F) {
 		"250+a=\r\n..x\r\n.\r\n250 OK\r\n",
 		"650 HS_DESC UPLOADED abc UNKNOWN $X\r\n",
 		"552 Unrecognized key\r\n",
+		// Replies that reach the command parsers below.
+		"250-PROTOCOLINFO 1\r\n250-AUTH METHODS=COOKIE,SAFECOOKIE COOKIEFILE=\"/tmp/a \\\"b\\\"/control_auth_cookie\"\r\n250-VERSION Tor=\"0.4.9.11\"\r\n250 OK\r\n",
+		"250 AUTHCHALLENGE SERVERHASH=" + strings.Repeat("ab", 32) + " SERVERNONCE=" + strings.Repeat("cd", 32) + "\r\n",
+		"250-ServiceID=25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid\r\n250-PrivateKey=ED25519-V3:AAAA\r\n250-ClientAuthV3=x\r\n250 OK\r\n",
+		"650 HS_DESC FAILED 25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid NO_AUTH $AB~r REASON=UPLOAD_REJECTED\r\n",
+		"650 STATUS_CLIENT NOTICE BOOTSTRAP PROGRESS=50 TAG=loading_descriptors SUMMARY=\"Loading relay descriptors\"\r\n",
+		"650+HS_DESC_CONTENT x y z\r\ndescriptor\r\n.\r\n650 OK\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -385,6 +392,52 @@ func FuzzParseReply(f *testing.F) {
 			ParseArgs(l.Text)
 			parseLineValue(l.Text)
 			ParseBootstrapStatus(l.Text)
+			if h, n, err := parseAuthChallenge(l.Text); err == nil && (len(h) != 32 || len(n) != 32) {
+				t.Fatalf("parseAuthChallenge(%q) accepted %d/%d-byte hash/nonce", l.Text, len(h), len(n))
+			}
+		}
+		// The reply as each command's parser sees it.
+		if pi, err := parseProtocolInfo(r); err == nil && len(pi.AuthMethods) == 0 {
+			t.Fatalf("parseProtocolInfo accepted a reply without methods: %+v", pi)
+		}
+		if res, err := parseAddOnion(r); err == nil {
+			if id, err := checkServiceID(res.ServiceID); err != nil || id != res.ServiceID {
+				t.Fatalf("parseAddOnion accepted ServiceID %q", res.ServiceID)
+			}
+		}
+		// And as an event, the way the reader goroutine delivers it.
+		ev := eventOf(r)
+		if d, err := ParseHSDesc(ev); err == nil && (d.Action == "" || d.Address == "") {
+			t.Fatalf("ParseHSDesc accepted %+v", d)
+		}
+		if st, ok, err := BootstrapFromEvent(ev); ok && (err != nil || st.Progress < 0 || st.Progress > 100) {
+			t.Fatalf("BootstrapFromEvent = %+v, %v, %v", st, ok, err)
 		}
 	})
+}
+
+func TestParseAddOnion(t *testing.T) {
+	const id = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid"
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"250-ServiceID=" + id + "\r\n250-PrivateKey=ED25519-V3:AAAA\r\n250 OK\r\n", true},
+		{"250-PrivateKey=ED25519-V3:AAAA\r\n250 OK\r\n", false},
+		{"250-ServiceID=abc\r\n250 OK\r\n", false},
+		{"250-ServiceID=" + strings.ToUpper(id) + "\r\n250 OK\r\n", false},
+		{"250-ServiceID=" + id + ".onion\r\n250 OK\r\n", false},
+	} {
+		r, err := ParseReply([]byte(tc.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := parseAddOnion(r)
+		if (err == nil) != tc.ok || tc.ok && (res.ServiceID != id || res.PrivateKey != "ED25519-V3:AAAA") {
+			t.Errorf("parseAddOnion(%q) = %+v, %v", tc.in, res, err)
+		}
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Errorf("parseAddOnion(%q) error %v is not ErrMalformed", tc.in, err)
+		}
+	}
 }
