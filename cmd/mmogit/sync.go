@@ -32,30 +32,30 @@ func newSyncCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if rs == nil {
-				rs = []localapi.SyncResult{}
-			}
-			failed := 0
-			for _, r := range rs {
-				if r.Error != "" {
-					failed++
-				}
-			}
-			err = g.emit(rs, func(w io.Writer) {
-				if len(rs) == 0 {
+			sum := localapi.Summarize(rs)
+			err = g.emit(sum, func(w io.Writer) {
+				if len(sum.Peers) == 0 {
 					fmt.Fprintln(w, "no known peers; connect with `mmogit tor connect ADDRESS` or discover with `mmogit tor discover memory_sync`")
 				}
-				for _, r := range rs {
+				for _, r := range sum.Peers {
 					if r.Error != "" {
-						fmt.Fprintf(w, "%s  FAILED: %s\n", r.PeerID, r.Error)
+						fmt.Fprintf(w, "%s  FAILED (%s): %s", r.PeerID, r.ErrorKind, r.Error)
+						if r.Received > 0 || r.Sent > 0 || r.Rejected > 0 {
+							fmt.Fprintf(w, " (before failing: received %d, sent %d, rejected %d)", r.Received, r.Sent, r.Rejected)
+						}
+						fmt.Fprintln(w)
 						continue
 					}
 					fmt.Fprintf(w, "%s  received %d, sent %d, rejected %d, %d/%d bytes in %.0f ms\n",
 						r.PeerID, r.Received, r.Sent, r.Rejected, r.BytesRecv, r.BytesSent, r.DurationMs)
 				}
+				if len(sum.Peers) > 1 {
+					fmt.Fprintf(w, "total: %d peers (%d failed), received %d, sent %d, rejected %d\n",
+						len(sum.Peers), sum.Failed, sum.Received, sum.Sent, sum.Rejected)
+				}
 			})
-			if err == nil && failed > 0 && failed == len(rs) {
-				return &exitError{code: 1}
+			if err == nil && sum.Failed > 0 && sum.Failed == len(sum.Peers) {
+				return &exitError{code: exitAgentFailure}
 			}
 			return err
 		},

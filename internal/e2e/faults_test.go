@@ -193,11 +193,11 @@ func bulkPost(t *testing.T, a *cluster.Agent, tag string, n int) {
 func syncOnce(t *testing.T, from, to *cluster.Agent) (localapi.SyncResult, error) {
 	t.Helper()
 	out, err := run(t, from, "--json", "sync", to.ID.OnionAddress())
-	var rs []localapi.SyncResult
-	if jerr := json.Unmarshal([]byte(out), &rs); jerr != nil || len(rs) != 1 {
+	var s localapi.SyncSummary
+	if jerr := json.Unmarshal([]byte(out), &s); jerr != nil || len(s.Peers) != 1 {
 		t.Fatalf("sync output %q: %v (%v)", out, jerr, err)
 	}
-	return rs[0], err
+	return s.Peers[0], err
 }
 
 // syncRetry syncs and, if the failure is one the result says is worth
@@ -235,12 +235,12 @@ func interruptedPull(t *testing.T, puller, holder, victim *cluster.Agent) {
 	start := time.Now()
 	go func() {
 		out, err := run(t, puller, "--json", "sync", holder.ID.OnionAddress())
-		var rs []localapi.SyncResult
-		if jerr := json.Unmarshal([]byte(out), &rs); jerr != nil || len(rs) != 1 {
+		var s localapi.SyncSummary
+		if jerr := json.Unmarshal([]byte(out), &s); jerr != nil || len(s.Peers) != 1 {
 			done <- outcome{err: fmt.Errorf("sync output %q: %v (%v)", out, jerr, err)}
 			return
 		}
-		done <- outcome{rs[0], err}
+		done <- outcome{s.Peers[0], err}
 	}()
 
 	var o outcome

@@ -23,14 +23,52 @@ func syncWith(t *testing.T, from, to *cluster.Agent) localapi.SyncResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rs []localapi.SyncResult
-	if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 1 {
+	r := parseSyncOne(t, out)
+	if r.Error != "" {
+		t.Fatalf("%s → %s sync failed: %s (%s)", from.Name, to.Name, r.Error, r.ErrorKind)
+	}
+	return r
+}
+
+// parseSyncSummary decodes `mmogit --json sync` output: one object with
+// the counts summed over the peers and the per-peer results, whose sums
+// it checks.
+func parseSyncSummary(t *testing.T, out string) localapi.SyncSummary {
+	t.Helper()
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &keys); err != nil {
+		t.Fatalf("sync output is not a JSON object: %q: %v", out, err)
+	}
+	for _, k := range []string{"received", "rejected", "sent", "failed", "peers"} {
+		if _, ok := keys[k]; !ok {
+			t.Fatalf("sync output lacks %q: %s", k, out)
+		}
+	}
+	var s localapi.SyncSummary
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
 		t.Fatalf("sync output %q: %v", out, err)
 	}
-	if rs[0].Error != "" {
-		t.Fatalf("%s → %s sync failed: %s (%s)", from.Name, to.Name, rs[0].Error, rs[0].ErrorKind)
+	var recv, rej, sent, failed int
+	for _, r := range s.Peers {
+		recv, rej, sent = recv+r.Received, rej+r.Rejected, sent+r.Sent
+		if r.Error != "" {
+			failed++
+		}
 	}
-	return rs[0]
+	if recv != s.Received || rej != s.Rejected || sent != s.Sent || failed != s.Failed {
+		t.Fatalf("sync summary does not add up: %s", out)
+	}
+	return s
+}
+
+// parseSyncOne is parseSyncSummary for a sync with one peer.
+func parseSyncOne(t *testing.T, out string) localapi.SyncResult {
+	t.Helper()
+	s := parseSyncSummary(t, out)
+	if len(s.Peers) != 1 {
+		t.Fatalf("sync output has %d peers, want 1: %s", len(s.Peers), out)
+	}
+	return s.Peers[0]
 }
 
 func wantMessages(t *testing.T, a *cluster.Agent, texts ...string) {
@@ -258,14 +296,11 @@ func syncWithID(t *testing.T, from, to *cluster.Agent) localapi.SyncResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rs []localapi.SyncResult
-	if err := json.Unmarshal([]byte(out), &rs); err != nil || len(rs) != 1 {
-		t.Fatalf("sync output %q: %v", out, err)
+	r := parseSyncOne(t, out)
+	if r.Error != "" {
+		t.Fatalf("sync failed: %s", r.Error)
 	}
-	if rs[0].Error != "" {
-		t.Fatalf("sync failed: %s", rs[0].Error)
-	}
-	return rs[0]
+	return r
 }
 
 // TestAttachToRunningTor: an agent configured with tor.attach uses an
