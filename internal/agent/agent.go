@@ -188,11 +188,19 @@ func (a *Agent) run(ctx context.Context) error {
 		return err
 	}
 	a.disc = d
+	a.mu.Lock()
+	services := a.services
+	a.mu.Unlock()
+	if len(services) > 0 {
+		// Published by keepAdvertising's loop once the DHT has peers. With
+		// none configured nothing is advertised until `tor advertise`.
+		if err := d.SetAdvertised(services, a.directAddrs()); err != nil {
+			return fmt.Errorf("agent: services: %w", err)
+		}
+	}
 	close(a.ready)
 	go a.bootstrapLoop(ctx, bootstrap)
-	if len(a.services) > 0 {
-		go a.keepAdvertising(ctx)
-	}
+	go a.keepAdvertising(ctx)
 	if a.tor != nil {
 		go a.tor.supervise(ctx)
 	}

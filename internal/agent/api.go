@@ -353,12 +353,16 @@ func (a *Agent) Advertise(ctx context.Context, req localapi.AdvertiseRequest) (l
 		return localapi.Advertisement{}, &kindError{kind: "bad_request", err: err}
 	}
 	ad, err := a.disc.Advertise(ctx, services, a.directAddrs())
-	if err != nil {
-		return localapi.Advertisement{}, wrapKind(err)
+	// The set is kept (and retried by keepAdvertising) even when this
+	// first publish failed, e.g. before the DHT has peers.
+	if kept, _, ok := a.disc.Advertised(); ok {
+		a.mu.Lock()
+		a.services = kept
+		a.mu.Unlock()
 	}
-	a.mu.Lock()
-	a.services = services
-	a.mu.Unlock()
+	if err != nil {
+		return localapi.Advertisement{}, wrapKind(fmt.Errorf("%w (kept; the agent retries)", err))
+	}
 	return apiAd(ad, time.Now()), nil
 }
 
@@ -460,24 +464,13 @@ func (a *Agent) bootstrapLoop(ctx context.Context, bootstrap []peer.AddrInfo) {
 	}
 }
 
-// keepAdvertising publishes the configured services once the DHT has peers
-// and keeps them published.
+// keepAdvertising is the agent's one republish loop (discovery.Run), run
+// for as long as the agent runs whatever its configuration: it keeps the
+// set advertised last (the configured services, or what `tor advertise`
+// gave since) published, re-reading it on every pass, and retries soon,
+// with backoff, after a failure. With no services configured it publishes
+// nothing until `tor advertise`.
 func (a *Agent) keepAdvertising(ctx context.Context) {
-	a.mu.Lock()
-	services := a.services
-	a.mu.Unlock()
-	for ctx.Err() == nil {
-		if _, err := a.disc.Advertise(ctx, services, a.directAddrs()); err == nil {
-			break
-		} else {
-			a.log.Info("advertise failed, retrying", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(5 * time.Second):
-		}
-	}
 	if err := a.disc.Run(ctx); err != nil && ctx.Err() == nil {
 		a.log.Warn("advertisement republishing stopped", "err", err)
 	}
