@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/memory"
@@ -27,6 +32,68 @@ func openStore() (*identity.Identity, *memory.Store, error) {
 		return nil, nil, err
 	}
 	return id, st, nil
+}
+
+// openExistingStore opens the memory repository for reading without
+// creating anything: ok is false when there is none yet (the config dir has
+// an identity but nothing was posted or synced), and a config dir with
+// neither an identity nor a repository is an error suggesting init.
+func openExistingStore() (st *memory.Store, ok bool, err error) {
+	dir := filepath.Join(g.configDir, "messages")
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Lstat(filepath.Join(g.configDir, identity.SeedFile)); errors.Is(err, fs.ErrNotExist) {
+			return nil, false, fmt.Errorf("no identity and no memory repository in %s yet; create them with `mmogit init` (or pass the right --config-dir)", g.configDir)
+		}
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, err
+	}
+	st, err = memory.Open(dir)
+	return st, err == nil, err
+}
+
+// printable escapes what a terminal would interpret in text that came from
+// a message (any peer's): line breaks, tabs, ESC and every other C0/C1
+// control, invisible format characters such as bidi overrides, invalid
+// UTF-8, and the backslash itself, so that one message is one line that
+// shows exactly what it holds. JSON output is never escaped this way.
+func printable(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == '\\' || r == utf8.RuneError || !unicode.IsPrint(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		case r < 0x80:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r <= 0xffff:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			fmt.Fprintf(&b, `\U%08x`, r)
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // messageOut is the JSON form of a stored message.
@@ -72,13 +139,15 @@ func newShowCmd() *cobra.Command {
 		Long:  "Show every message in the memory repository, oldest first. Each is marked valid or INVALID after checking its signature against its author; a message edited after signing shows as INVALID." + publicNote,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := memory.Open(filepath.Join(g.configDir, "messages"))
+			st, ok, err := openExistingStore()
 			if err != nil {
 				return err
 			}
-			entries, err := st.All(cmd.Context())
-			if err != nil {
-				return err
+			var entries []memory.Entry
+			if ok {
+				if entries, err = st.All(cmd.Context()); err != nil {
+					return err
+				}
 			}
 			outs := make([]messageOut, 0, len(entries))
 			for _, e := range entries {
@@ -95,13 +164,10 @@ func newShowCmd() *cobra.Command {
 				for _, o := range outs {
 					mark := "valid"
 					if !o.Valid {
-						mark = "INVALID (" + o.Error + ")"
+						mark = "INVALID (" + printable(o.Error) + ")"
 					}
-					author := o.Author
-					if len(author) > 8 {
-						author = author[:8]
-					}
-					fmt.Fprintf(w, "[%s] %s %s: %s\n", mark, o.Timestamp, author, o.Content)
+					// The whole key: a prefix is cheap to grind.
+					fmt.Fprintf(w, "[%s] %s %s: %s\n", mark, printable(o.Timestamp), printable(o.Author), printable(o.Content))
 				}
 			})
 		},
@@ -120,10 +186,15 @@ func newRememberCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "remember -t TYPE TEXT",
 		Short: "Post a structured memory (observation, learning, relationship, task, experience, reflection, question)",
-		Long:  "Post a structured memory: a JSON object as the content of a signed message, found later with `mmogit recall`." + publicNote,
-		Args:  cobra.ExactArgs(1),
+		Long: "Post a structured memory: a JSON object as the content of a signed message, found later with `mmogit recall`.\n\n" +
+			"--confidence is stored only when given (any type). An observation without it gets 0.5, as in the reference mmogit, whose schema requires a confidence on observations; other types then carry none." + publicNote,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			mem, err := memory.NewMemory(a.typ, args[0], a.tags, a.confidence)
+			var conf *float64 // only a given --confidence is stored
+			if cmd.Flags().Changed("confidence") {
+				conf = &a.confidence
+			}
+			mem, err := memory.NewMemoryOpt(a.typ, args[0], a.tags, conf)
 			if err != nil {
 				return err
 			}
@@ -137,7 +208,7 @@ func newRememberCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVarP(&a.typ, "type", "t", "observation", "memory type: observation|learning|relationship|task|experience|reflection|question")
 	f.StringSliceVar(&a.tags, "tags", nil, "comma-separated tags")
-	f.Float64Var(&a.confidence, "confidence", 0, "confidence between 0 and 1")
+	f.Float64Var(&a.confidence, "confidence", 0, "confidence between 0 and 1 (stored only when given; observations default to 0.5)")
 	return cmd
 }
 
@@ -162,9 +233,15 @@ func newRecallCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "recall",
 		Short: "Find structured memories by type, tag, age and confidence",
-		Args:  cobra.NoArgs,
+		Long: `Find structured memories in validly signed messages (yours and your peers'), oldest first.
+
+--confidence X hides memories whose stated confidence is below X; memories
+that state no confidence (remembered without --confidence, and most types
+from the reference mmogit) are kept. Combine with -t observation to see only
+rated observations.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := memory.Open(filepath.Join(g.configDir, "messages"))
+			st, ok, err := openExistingStore()
 			if err != nil {
 				return err
 			}
@@ -172,9 +249,15 @@ func newRecallCmd() *cobra.Command {
 			if a.hours > 0 {
 				f.Since = time.Now().Add(-time.Duration(a.hours * float64(time.Hour)))
 			}
-			rs, err := st.Recall(cmd.Context(), f)
-			if err != nil {
-				return err
+			var rs []memory.Recalled
+			if ok {
+				if rs, err = st.Recall(cmd.Context(), f); err != nil {
+					return err
+				}
+			} else if f.Type != "" { // still report a bad -t
+				if _, err := memory.ParseType(f.Type); err != nil {
+					return err
+				}
 			}
 			outs := make([]recalledOut, 0, len(rs))
 			for _, r := range rs {
@@ -185,9 +268,9 @@ func newRecallCmd() *cobra.Command {
 					fmt.Fprintln(w, "no memories match")
 				}
 				for _, o := range outs {
-					fmt.Fprintf(w, "%s %-12s %s", o.Memory.CreatedAt.Format(time.RFC3339), o.Memory.Memory.Type, summary(o.Memory))
+					fmt.Fprintf(w, "%s %-12s %s", o.Memory.CreatedAt.Format(time.RFC3339), o.Memory.Memory.Type, printable(summary(o.Memory)))
 					if len(o.Memory.Tags) > 0 {
-						fmt.Fprintf(w, " [%s]", strings.Join(o.Memory.Tags, ","))
+						fmt.Fprintf(w, " [%s]", printable(strings.Join(o.Memory.Tags, ",")))
 					}
 					fmt.Fprintln(w)
 				}
@@ -198,7 +281,7 @@ func newRecallCmd() *cobra.Command {
 	f.StringVarP(&a.typ, "type", "t", "", "only this memory type")
 	f.StringVar(&a.tag, "tag", "", "only memories with this tag")
 	f.Float64Var(&a.hours, "hours", 0, "only memories from the last N hours")
-	f.Float64Var(&a.confidence, "confidence", 0, "minimum confidence")
+	f.Float64Var(&a.confidence, "confidence", 0, "hide memories whose stated confidence is below this (memories without one are kept)")
 	f.StringVar(&a.author, "author", "", "only memories by this author (hex key or prefix)")
 	return cmd
 }
