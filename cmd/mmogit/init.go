@@ -3,9 +3,13 @@ package main
 import (
 	"bufio"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/big"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -45,7 +49,13 @@ With --seed-phrase the identity is restored: a valid BIP39 mnemonic gives the
 same key as the reference mmogit; any other phrase is hashed ("YOLO mode"),
 which is only as strong as the phrase.
 
-The seed is stored in <config-dir>/.seed with mode 0600.`,
+With --json (for agents and scripts) a new mnemonic is returned in the
+"mnemonic" field of the JSON result instead of being printed, and there is no
+interactive confirmation: --json without --seed-phrase requires --no-verify,
+so that the caller acknowledges it must store the words itself.
+
+The seed is stored in <config-dir>/.seed with mode 0600. init refuses to run
+when <config-dir>/.seed exists (whatever its state) unless --force is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runInit(a) },
 	}
@@ -57,10 +67,17 @@ The seed is stored in <config-dir>/.seed with mode 0600.`,
 }
 
 func runInit(a initArgs) error {
-	if !a.force {
-		if _, err := identity.Load(g.configDir); err == nil {
-			return fmt.Errorf("%w: %s", identity.ErrExists, g.configDir)
-		}
+	// Refuse before generating anything: a "shown once" mnemonic that is
+	// then not saved is worse than none. Any file at .seed counts, even
+	// one Load would reject (bad mode, corrupt): it may be the only copy.
+	seed := filepath.Join(g.configDir, identity.SeedFile)
+	if _, err := os.Lstat(seed); err == nil && !a.force {
+		return fmt.Errorf("init: %s already exists; nothing was changed. To replace that identity (its key is lost unless you kept its words), rerun with --force", seed)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("init: %w", err)
+	}
+	if a.seedPhrase == "" && g.json && !a.noVerify {
+		return errors.New("init: --json needs --no-verify when generating a new mnemonic: the words are returned in the JSON result, so they cannot be confirmed interactively first; nothing was saved")
 	}
 	phrase, generated := a.seedPhrase, false
 	if phrase == "" {
@@ -101,7 +118,7 @@ func runInit(a initArgs) error {
 	}
 	res := initResult{
 		Pubkey: id.PubHex(), OnionAddress: id.OnionAddress(), PeerID: id.PeerID().String(),
-		BIP39: id.Mnemonic, SeedFile: g.configDir + "/" + identity.SeedFile,
+		BIP39: id.Mnemonic, SeedFile: seed,
 	}
 	if generated {
 		res.Mnemonic = phrase
