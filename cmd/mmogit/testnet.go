@@ -1,22 +1,26 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/mmogit/mmogit/internal/testnet"
+	"github.com/mmogit/mmogit/internal/torctl"
 	"github.com/spf13/cobra"
 )
 
 func init() { extraCommands = append(extraCommands, newTestnetCmd) }
 
-// testnetArgs are the flags of `mmogit testnet up|down`.
+// testnetArgs are the flags of `mmogit testnet up|status|down`.
 type testnetArgs struct {
 	dir    string // --dir: where the network lives
 	relays int    // --relays: extra relays beyond the 3 authorities
@@ -51,13 +55,23 @@ Agents join it with ` + "`mmogit tor start --testnet D`" + `.`,
 			return nil
 		},
 	}
-	for _, c := range []*cobra.Command{up, down} {
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Report whether the private Tor network in --dir is running, and its client's addresses",
+		Long: `Read the network description in --dir and check each of its tor processes.
+Prints the client's SOCKS and control addresses and, when the client is up,
+its bootstrap progress. Exits with status 1 unless every process is running (the
+report is printed either way; --json gives it as one object, with "running").`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return testnetStatus(cmd.Context(), a.dir) },
+	}
+	for _, c := range []*cobra.Command{up, status, down} {
 		c.Flags().StringVar(&a.dir, "dir", "", "directory of the network (required)")
 		c.MarkFlagRequired("dir")
 	}
 	up.Flags().IntVar(&a.relays, "relays", 1, "extra relays beyond the 3 authorities")
 	up.Flags().BoolVar(&a.bridge, "bridge", false, "also run an obfs4 bridge inside the network")
-	cmd.AddCommand(up, down)
+	cmd.AddCommand(up, status, down)
 	return cmd
 }
 
@@ -85,4 +99,140 @@ func testnetUp(ctx context.Context, a testnetArgs) error {
 		}
 		fmt.Fprintf(w, "join it with:   mmogit tor start --testnet %s\nstop it with:   mmogit testnet down --dir %s\n", info.Dir, info.Dir)
 	})
+}
+
+// testnetProc is one tor process of a network in `testnet status`.
+type testnetProc struct {
+	PID     int    `json:"pid"`
+	Node    string `json:"node,omitempty"` // auth0, relay0, client, ...
+	Running bool   `json:"running"`
+}
+
+// testnetStatusOut is what `testnet status --json` prints.
+type testnetStatusOut struct {
+	Dir        string        `json:"dir"`
+	Running    bool          `json:"running"` // every process is alive
+	Alive      int           `json:"alive"`
+	Processes  []testnetProc `json:"processes"`
+	Socks      string        `json:"socks"`
+	Control    string        `json:"control"`
+	Cookie     string        `json:"cookie"`
+	BridgeLine string        `json:"bridge_line,omitempty"`
+	// ClientBootstrap is the client's bootstrap progress (0-100), when its
+	// control port answered; ClientError says why it did not.
+	ClientBootstrap *int   `json:"client_bootstrap_progress,omitempty"`
+	ClientError     string `json:"client_error,omitempty"`
+}
+
+func testnetStatus(ctx context.Context, dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	info, err := loadTestnet(dir)
+	if err != nil {
+		return err
+	}
+	out := testnetStatusOut{Dir: dir, Processes: []testnetProc{}, Socks: info.Socks, Control: info.Control, Cookie: info.Cookie, BridgeLine: info.BridgeLine}
+	for _, pid := range info.PIDs {
+		node, ok := torOfDir(pid, dir)
+		out.Processes = append(out.Processes, testnetProc{PID: pid, Node: node, Running: ok})
+		if ok {
+			out.Alive++
+		}
+	}
+	out.Running = len(info.PIDs) > 0 && out.Alive == len(info.PIDs)
+	if out.Alive > 0 && info.Control != "" {
+		if p, err := clientBootstrap(ctx, info.Control, info.Cookie); err != nil {
+			out.ClientError = err.Error()
+		} else {
+			out.ClientBootstrap = &p
+		}
+	}
+	err = g.emit(out, func(w io.Writer) {
+		state := "running"
+		switch {
+		case out.Alive == 0:
+			state = "stopped"
+		case !out.Running:
+			state = "DEGRADED"
+		}
+		fmt.Fprintf(w, "private Tor network in %s: %s (%d of %d tor processes alive)\n", out.Dir, state, out.Alive, len(out.Processes))
+		for _, p := range out.Processes {
+			mark := "running"
+			if !p.Running {
+				mark = "not running"
+			}
+			fmt.Fprintf(w, "  %-8s pid %-7d %s\n", p.Node, p.PID, mark)
+		}
+		fmt.Fprintf(w, "client socks:   %s\nclient control: %s\n", out.Socks, out.Control)
+		if out.ClientBootstrap != nil {
+			fmt.Fprintf(w, "client bootstrap: %d%%\n", *out.ClientBootstrap)
+		} else if out.ClientError != "" {
+			fmt.Fprintf(w, "client: %s\n", out.ClientError)
+		}
+		if out.BridgeLine != "" {
+			fmt.Fprintf(w, "bridge:         %s\n", out.BridgeLine)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if !out.Running {
+		// The report above is the result (one JSON object under --json);
+		// the exit status says the network is not (fully) up.
+		fmt.Fprintf(g.stderr, "mmogit: testnet in %s is not running (%d of %d tor processes alive); restart it with `mmogit testnet down --dir %s && mmogit testnet up --dir %s`\n", dir, out.Alive, len(out.Processes), dir, dir)
+		return &exitError{code: exitFailure}
+	}
+	return nil
+}
+
+// torOfDir reports whether pid is a live (not zombie) process whose
+// command line points into dir, as the network's tor processes do
+// (`tor -f DIR/NODE/torrc`), and names its node. A recorded PID reused by
+// an unrelated process does not count.
+func torOfDir(pid int, dir string) (node string, ok bool) {
+	if pid <= 0 || syscall.Kill(pid, 0) == syscall.ESRCH {
+		return "", false
+	}
+	proc := "/proc/" + strconv.Itoa(pid)
+	if stat, err := os.ReadFile(proc + "/stat"); err == nil {
+		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
+			return "", false
+		}
+	}
+	b, err := os.ReadFile(proc + "/cmdline")
+	if err != nil {
+		return "", false
+	}
+	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	prefix := dir + string(filepath.Separator)
+	for i, a := range args {
+		if strings.HasPrefix(a, prefix) {
+			if i > 0 && args[i-1] == "-f" {
+				node = filepath.Base(filepath.Dir(a))
+			}
+			ok = true
+		}
+	}
+	return node, ok
+}
+
+// clientBootstrap asks the network's client tor for its bootstrap progress.
+func clientBootstrap(ctx context.Context, control, cookie string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	c, err := torctl.Dial(ctx, "tcp", control)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if err := c.Authenticate(ctx, torctl.AuthOptions{CookiePath: cookie, RequireSafeCookie: true}); err != nil {
+		return 0, err
+	}
+	st, err := c.BootstrapPhase(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return st.Progress, nil
 }
