@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
@@ -12,13 +13,20 @@ import (
 
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/oniontransport"
+	"github.com/mmogit/mmogit/internal/socks"
 )
 
 // Connect connects to pi under the transport policy for pi.ID. Addresses
 // the policy forbids are dropped before anything is dialed (so in tor mode
-// only /onion3 is ever dialed, and /dns* never is); if none is left, the
-// error is ErrPolicy. In hybrid mode onion addresses are tried first for
-// HybridTimeout, then direct ones, with a warning in the log.
+// only /onion3 is ever dialed, and /dns* never is). If pi names addresses
+// and the policy refuses every one of them, Connect fails with a
+// *PolicyError (errors.Is ErrPolicy) naming the mode and the addresses, even
+// when the peer is already connected or has other addresses in the
+// peerstore: a caller that asked for an IP address on a tor-only host must
+// not be told it got one. Without addresses in pi, the peerstore's are used.
+// In hybrid mode onion addresses are tried first, retrying transient onion
+// failures for up to HybridTimeout, then direct ones, with a warning in the
+// log.
 //
 // Dial failures come back wrapped: errors.Is/As reach the onion dialer's
 // typed errors (e.g. socks.ErrOnionServiceUnreachable) and the swarm's
@@ -29,12 +37,18 @@ func (hst *Host) Connect(ctx context.Context, pi peer.AddrInfo) error {
 		return fmt.Errorf("p2p: connect %s: %w", pi.ID, err)
 	}
 	onion, direct, refused := Split(mode, pi.Addrs)
-	kOnion, kDirect, _ := Split(mode, hst.h.Peerstore().Addrs(pi.ID))
+	if len(pi.Addrs) > 0 && len(onion)+len(direct) == 0 {
+		return &PolicyError{Peer: pi.ID, Mode: mode, Refused: refused}
+	}
+	if len(refused) > 0 {
+		hst.log.Info("p2p: not dialing addresses the transport policy forbids", "peer", pi.ID.String(), "mode", string(mode), "refused", fmt.Sprint(refused))
+	}
+	kOnion, kDirect, kRefused := Split(mode, hst.h.Peerstore().Addrs(pi.ID))
 	if len(onion)+len(direct)+len(kOnion)+len(kDirect) == 0 {
 		if hst.connected(pi.ID) {
 			return nil
 		}
-		return fmt.Errorf("%w: no address of %s may be dialed in %s mode (refused %v)", ErrPolicy, pi.ID, mode, refused)
+		return &PolicyError{Peer: pi.ID, Mode: mode, Refused: kRefused}
 	}
 	if mode != ModeHybrid {
 		return hst.connect(ctx, peer.AddrInfo{ID: pi.ID, Addrs: append(onion, direct...)})
@@ -42,11 +56,36 @@ func (hst *Host) Connect(ctx context.Context, pi peer.AddrInfo) error {
 	return hst.connectHybrid(ctx, pi.ID, onion, direct, len(onion)+len(kOnion) > 0, len(direct)+len(kDirect) > 0)
 }
 
+// Dialable splits addrs into what the transport policy lets this host dial
+// to p and what it refuses, and returns p's effective mode. Callers that
+// store addresses (a peer book) keep only the allowed ones.
+func (hst *Host) Dialable(p peer.ID, addrs []ma.Multiaddr) (allowed, refused []ma.Multiaddr, mode Mode, err error) {
+	mode, err = hst.gater.baseMode(p)
+	if err != nil {
+		return nil, addrs, "", err
+	}
+	onion, direct, refused := Split(mode, addrs)
+	return append(onion, direct...), refused, mode, nil
+}
+
 func (hst *Host) connected(p peer.ID) bool { return len(hst.h.Network().ConnsToPeer(p)) > 0 }
+
+// hybridRetryBase is the first pause between onion attempts in hybrid
+// mode; it doubles per attempt, capped by the error's retry hint.
+// Right after a peer publishes, "descriptor not found" often clears within
+// a second, so the first retries come sooner than socks.RetryAfter says.
+var hybridRetryBase = 500 * time.Millisecond
 
 // connectHybrid tries onion, then direct. While a phase runs the gater
 // narrows the peer to that phase's class, because the swarm dials every
 // address in the peerstore at once, not just the ones passed in.
+//
+// The onion phase lasts up to hybridTimeout: a retryable onion failure
+// (socks.RetryAfter > 0: descriptor not found yet, introduction or
+// rendezvous failed) is retried within it, because whoever chose hybrid
+// chose the onion first and the direct fallback reveals this agent's IP.
+// A failure no retry can fix (bad address, client authorization, tor not
+// running) falls back at once.
 func (hst *Host) connectHybrid(ctx context.Context, p peer.ID, onion, direct []ma.Multiaddr, hasOnion, hasDirect bool) error {
 	if hst.connected(p) {
 		return nil
@@ -60,7 +99,7 @@ func (hst *Host) connectHybrid(ctx context.Context, p peer.ID, onion, direct []m
 	if hasOnion {
 		hst.gater.setPhase(p, ModeTor)
 		octx, cancel := context.WithTimeout(ctx, hst.hybridTimeout)
-		onionErr = hst.connect(octx, peer.AddrInfo{ID: p, Addrs: onion})
+		onionErr = hst.connectOnionPhase(octx, p, onion)
 		cancel()
 		if onionErr == nil || ctx.Err() != nil || !hasDirect {
 			return onionErr
@@ -73,6 +112,38 @@ func (hst *Host) connectHybrid(ctx context.Context, p peer.ID, onion, direct []m
 		"peer", p.String(), "onion_timeout", hst.hybridTimeout.String(), "onion_error", onionErr.Error())
 	hst.gater.setPhase(p, ModeDirect)
 	return hst.connect(ctx, peer.AddrInfo{ID: p, Addrs: direct})
+}
+
+// connectOnionPhase dials p's onion addresses until one connects, the
+// error is not worth retrying, or octx (the hybrid timeout) leaves no room
+// for another attempt.
+func (hst *Host) connectOnionPhase(octx context.Context, p peer.ID, onion []ma.Multiaddr) error {
+	for attempt := 0; ; attempt++ {
+		err := hst.connect(octx, peer.AddrInfo{ID: p, Addrs: onion})
+		if err == nil {
+			return nil
+		}
+		hint := socks.RetryAfter(err)
+		if hint <= 0 || octx.Err() != nil {
+			return err
+		}
+		wait := min(hint, hybridRetryBase<<min(attempt, 8))
+		if dl, ok := octx.Deadline(); ok && time.Until(dl) <= wait {
+			return err
+		}
+		hst.log.Info("p2p: hybrid: onion not reachable yet, retrying before any direct dial",
+			"peer", p.String(), "attempt", attempt+1, "in", wait.String(), "err", err.Error())
+		select {
+		case <-octx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		// The swarm backs off from addresses that just failed; this retry
+		// is deliberate.
+		if sw, ok := hst.h.Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(p)
+		}
+	}
 }
 
 // connect runs the libp2p connect and classifies its error.

@@ -182,6 +182,13 @@ func (cfg *Config) check() error {
 	if cfg.Mode != ModeDirect && cfg.OnionDialer == nil {
 		return fmt.Errorf("p2p: %s mode needs an OnionDialer", cfg.Mode)
 	}
+	if cfg.OnionDialer == nil {
+		for p, m := range cfg.PeerModes {
+			if m != ModeDirect {
+				return fmt.Errorf("p2p: peer %s is set to %s but the host has no OnionDialer (tor is not running)", p, m)
+			}
+		}
+	}
 	if o := cfg.Onion; o != nil {
 		pid, err := identity.PeerIDFromOnion(o.Address)
 		if err != nil {

@@ -525,6 +525,7 @@ func TestNewRejects(t *testing.T) {
 		{"someone else's onion", Config{Identity: id, Mode: ModeTor, OnionDialer: dialer,
 			Onion: &OnionListener{Listener: ln, Address: other.OnionAddress(), Port: testPort}}},
 		{"bad peer mode", Config{Identity: id, Mode: ModeDirect, PeerModes: map[peer.ID]Mode{other.PeerID(): "x"}}},
+		{"tor peer without dialer", Config{Identity: id, Mode: ModeDirect, PeerModes: map[peer.ID]Mode{other.PeerID(): ModeTor}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

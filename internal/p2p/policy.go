@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
@@ -32,6 +33,51 @@ const (
 // the peer may be dialed in its mode, the connection gater refused, or a
 // peer override contradicts a tor-only host.
 var ErrPolicy = errors.New("p2p: forbidden by transport policy")
+
+// PolicyError is returned when the transport policy refuses every address
+// a connect was given (or knows) for a peer. It matches ErrPolicy with
+// errors.Is, and its text names the mode and each refused address with the
+// reason, so a user who typed an IP address on a tor-only agent learns why
+// nothing was dialed.
+type PolicyError struct {
+	Peer    peer.ID
+	Mode    Mode           // the peer's effective mode
+	Refused []ma.Multiaddr // the addresses refused; empty if none was known
+}
+
+func (e *PolicyError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%v: %s is in %s mode", ErrPolicy, e.Peer, e.Mode)
+	if len(e.Refused) == 0 {
+		fmt.Fprintf(&b, " and no address of it that %s mode may dial is known; give its onion address or multiaddr", e.Mode)
+		return b.String()
+	}
+	b.WriteString(", which refuses")
+	for i, a := range e.Refused {
+		if i > 0 {
+			b.WriteString(";")
+		}
+		fmt.Fprintf(&b, " %s (%s)", a, refusal(e.Mode, a))
+	}
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrPolicy) true.
+func (e *PolicyError) Is(target error) bool { return target == ErrPolicy }
+
+// refusal says why mode m does not dial a.
+func refusal(m Mode, a ma.Multiaddr) string {
+	switch Classify(a) {
+	case ClassDirect:
+		return "an IP address: dialing it would show the peer this agent's IP; tor mode dials only /onion3 addresses"
+	case ClassDNS:
+		return "a DNS name: resolving it outside tor would leak the lookup, so /dns addresses are never dialed; use the peer's onion address or an IP multiaddr"
+	case ClassOnion:
+		return "an onion address: direct mode has no tor; set transport or peer_transport to tor or hybrid"
+	default:
+		return "no transport for it; use /onion3/<56 chars>:<port> or /ip4|/ip6/<addr>/tcp/<port>"
+	}
+}
 
 // ParseMode parses "direct", "tor" or "hybrid" (any case).
 func ParseMode(s string) (Mode, error) {

@@ -1,0 +1,155 @@
+package p2p
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/mmogit/mmogit/internal/oniontransport"
+)
+
+// TestConnectRefusedAddrs: a tor-only host asked to connect to an IP or
+// DNS address of a peer it is already connected to (over onion) must say
+// no, naming the mode and the address, rather than report success on the
+// connection it has; and the refused address must not reach the peerstore.
+func TestConnectRefusedAddrs(t *testing.T) {
+	ctx := testCtx(t)
+	e := newEnv(t)
+	a, b := e.torHost("a"), e.torHost("b")
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: []ma.Multiaddr{onionAddr(t, "b")}}); err != nil {
+		t.Fatal(err)
+	}
+	decoy, closeDecoy := trap(t)
+	defer closeDecoy()
+	for _, m := range []ma.Multiaddr{decoy, ma.StringCast("/dns4/example.com/tcp/7420")} {
+		t.Run(m.String(), func(t *testing.T) {
+			err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: []ma.Multiaddr{m}})
+			if !errors.Is(err, ErrPolicy) {
+				t.Fatalf("connect %s = %v, want ErrPolicy", m, err)
+			}
+			var pe *PolicyError
+			if !errors.As(err, &pe) || pe.Mode != ModeTor || len(pe.Refused) != 1 || !pe.Refused[0].Equal(m) {
+				t.Fatalf("error %#v: want a *PolicyError naming tor mode and %s", err, m)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "tor mode") || !strings.Contains(msg, m.String()) {
+				t.Errorf("error text %q names neither the mode nor the address", msg)
+			}
+			for _, k := range a.Host().Peerstore().Addrs(b.ID()) {
+				if k.Equal(m) {
+					t.Errorf("refused %s reached the peerstore", m)
+				}
+			}
+			allowed, refused, mode, err := a.Dialable(b.ID(), []ma.Multiaddr{m, onionAddr(t, "b")})
+			if err != nil || mode != ModeTor || len(allowed) != 1 || !allowed[0].Equal(onionAddr(t, "b")) || len(refused) != 1 {
+				t.Errorf("Dialable = %v, %v, %s, %v: want only the onion address allowed", allowed, refused, mode, err)
+			}
+		})
+	}
+	// A mix still connects, over the allowed address only.
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: []ma.Multiaddr{decoy, onionAddr(t, "b")}}); err != nil {
+		t.Fatalf("connect with one allowed address: %v", err)
+	}
+	// A peer with nothing known: the error says so.
+	err := a.Connect(ctx, peer.AddrInfo{ID: testIdentity("c").PeerID()})
+	if !errors.Is(err, ErrPolicy) || !strings.Contains(err.Error(), "no address") {
+		t.Errorf("connect without addresses = %v", err)
+	}
+}
+
+// flipDialer answers the first n dials to host with the fake tor's current
+// rule (set by the test), then routes host to target.
+type flipDialer struct {
+	e      *env
+	host   string
+	target string
+	n      int32
+	dials  atomic.Int32
+}
+
+func (f *flipDialer) factory() func(peer.ID) oniontransport.ContextDialer {
+	base := f.e.dialer()
+	return func(p peer.ID) oniontransport.ContextDialer {
+		d := base(p)
+		return dialFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if f.dials.Add(1) == f.n+1 {
+				f.e.srv.Route(f.host, f.target)
+			}
+			return d.DialContext(ctx, network, addr)
+		})
+	}
+}
+
+type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func (f dialFunc) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return f(ctx, network, addr)
+}
+
+// TestHybridRetriesOnion: "descriptor not found" (F0) right after a peer
+// publishes usually clears within a second. Hybrid must retry it within
+// hybrid_timeout and connect over the onion, not fall back to direct (which
+// shows the peer our IP) on the first quick error. An error no retry can
+// fix falls back at once, with the warning.
+func TestHybridRetriesOnion(t *testing.T) {
+	const hybridTimeout = 10 * time.Second
+	tests := []struct {
+		name      string
+		code      byte
+		flipAfter int32
+		wantClass AddrClass
+		wantDials int
+		maxTime   time.Duration
+	}{
+		{"F0 twice then reachable", 0xF0, 2, ClassOnion, 3, hybridTimeout / 2},
+		{"F4 client auth missing", 0xF4, 1000, ClassDirect, 1, 2 * time.Second},
+		{"F6 bad address", 0xF6, 1000, ClassDirect, 1, 2 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			e := newEnv(t)
+			bcfg := Config{Identity: testIdentity("b"), Mode: ModeHybrid, ListenTCP: []string{"/ip4/127.0.0.1/tcp/0"}}
+			e.withOnion(&bcfg)
+			b := newHost(t, bcfg)
+			bOnion := testIdentity("b").OnionAddress()
+			flip := &flipDialer{e: e, host: bOnion, target: bcfg.Onion.Listener.Addr().String(), n: tt.flipAfter}
+			e.srv.Reply(bOnion, tt.code)
+			logger, buf := captureLog()
+			a := newHost(t, Config{Identity: testIdentity("a"), Mode: ModeHybrid, OnionDialer: flip.factory(),
+				ListenTCP: []string{"/ip4/127.0.0.1/tcp/0"}, HybridTimeout: hybridTimeout, Logger: logger})
+
+			start := time.Now()
+			if err := a.Connect(ctx, info(b)); err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			took := time.Since(start)
+			t.Logf("connected after %v", took)
+			conns := a.Host().Network().ConnsToPeer(b.ID())
+			if len(conns) == 0 {
+				t.Fatal("no connection")
+			}
+			for _, c := range conns {
+				if got := Classify(c.RemoteMultiaddr()); got != tt.wantClass {
+					t.Errorf("connection over %s, want class %d", c.RemoteMultiaddr(), tt.wantClass)
+				}
+			}
+			if got := int(flip.dials.Load()); got != tt.wantDials {
+				t.Errorf("%d onion dials, want %d", got, tt.wantDials)
+			}
+			if took > tt.maxTime {
+				t.Errorf("took %v, want under %v", took, tt.maxTime)
+			}
+			warned := strings.Contains(buf.String(), "now sees this agent's IP address")
+			if warned != (tt.wantClass == ClassDirect) {
+				t.Errorf("fallback warning logged = %v, want %v:\n%s", warned, tt.wantClass == ClassDirect, buf.String())
+			}
+		})
+	}
+}
