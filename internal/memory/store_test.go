@@ -454,7 +454,10 @@ func TestCachedScanMatchesFreshScan(t *testing.T) {
 		func() error { _, err := s.All(ctx); return err }, // prime the cache
 		func() error { _, err := s.Add(ctx, bulk); return err },
 		func() error { _, err := s.Post(ctx, k, "after the pack"); return err },
-		func() error { _, err := s.Add(ctx, append(bulk[:2:2], Sign(k2, "other author", time.Unix(5, 0)))); return err },
+		func() error {
+			_, err := s.Add(ctx, append(bulk[:2:2], Sign(k2, "other author", time.Unix(5, 0))))
+			return err
+		},
 	}
 	for i, step := range steps {
 		if err := step(); err != nil {
