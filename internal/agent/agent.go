@@ -60,8 +60,11 @@ type Agent struct {
 	host *p2p.Host
 	disc *discovery.Discovery
 
-	// onionLn receives the connections tor forwards to our onion service.
-	onionLn net.Listener
+	// onionLn receives the connections tor forwards to our onion service;
+	// onionTarget is where ADD_ONION points tor: "unix:<config>/onion.sock"
+	// with the agent's own tor, "127.0.0.1:<port>" with an attached one.
+	onionLn     net.Listener
+	onionTarget string
 
 	stop     context.CancelFunc
 	stopOnce sync.Once
@@ -160,12 +163,12 @@ func (a *Agent) Run(ctx context.Context) error {
 
 func (a *Agent) run(ctx context.Context) error {
 	var onionCfg *p2p.OnionListener
-	if a.mode() != config.Direct {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if a.needsTor() {
+		ln, target, err := a.listenOnion()
 		if err != nil {
-			return fmt.Errorf("agent: onion listener: %w", err)
+			return err
 		}
-		a.onionLn = ln
+		a.onionLn, a.onionTarget = ln, target
 		onionCfg = &p2p.OnionListener{Listener: ln, Address: a.id.OnionAddress(), Port: a.opts.Config.Tor.OnionPort}
 		a.tor = newTorSupervisor(a)
 		if err := a.tor.start(ctx); err != nil {
@@ -207,6 +210,56 @@ func (a *Agent) run(ctx context.Context) error {
 	a.log.Info("agent running", "peer", a.id.PeerID(), "onion", a.id.OnionAddress(), "transport", a.mode())
 	<-ctx.Done()
 	return ctx.Err()
+}
+
+// needsTor reports whether the agent runs tor (and the onion transport and
+// service): in tor and hybrid mode, and in direct mode as soon as one
+// peer_transport override asks for tor or hybrid; such a peer is only
+// reachable over an onion service.
+func (a *Agent) needsTor() bool {
+	if a.mode() != config.Direct {
+		return true
+	}
+	for _, t := range a.opts.Config.PeerTransport {
+		if t != config.Direct {
+			return true
+		}
+	}
+	return false
+}
+
+// onionSocketName is the unix socket in the config dir that the agent's own
+// tor forwards onion-service connections to.
+const onionSocketName = "onion.sock"
+
+// listenOnion opens the local listener behind the onion service. With the
+// agent's own tor (same user) it is a 0600 unix socket in the 0700 config
+// dir (ADD_ONION Port=N,unix:/path), so nothing listens on TCP for it and no
+// other local user can reach libp2p through it and pass as an onion peer.
+// An attached system tor usually runs as another user and cannot open a
+// socket in the config dir, so it gets a TCP listener on 127.0.0.1.
+func (a *Agent) listenOnion() (net.Listener, string, error) {
+	if a.opts.Config.Tor.Attach != nil {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, "", fmt.Errorf("agent: onion listener: %w", err)
+		}
+		return ln, ln.Addr().String(), nil
+	}
+	p := filepath.Join(a.opts.ConfigDir, onionSocketName)
+	// We hold the agent lock: a socket left here is a dead agent's.
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, "", fmt.Errorf("agent: onion listener: remove stale socket: %w", err)
+	}
+	ln, err := net.Listen("unix", p)
+	if err != nil {
+		return nil, "", fmt.Errorf("agent: onion listener: %w", err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		ln.Close()
+		return nil, "", fmt.Errorf("agent: onion listener: %w", err)
+	}
+	return ln, "unix:" + p, nil
 }
 
 func (a *Agent) hostConfig(onionCfg *p2p.OnionListener) p2p.Config {

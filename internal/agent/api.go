@@ -21,6 +21,7 @@ import (
 	"github.com/mmogit/mmogit/internal/localapi"
 	"github.com/mmogit/mmogit/internal/onion"
 	"github.com/mmogit/mmogit/internal/oniontransport"
+	"github.com/mmogit/mmogit/internal/p2p"
 	"github.com/mmogit/mmogit/internal/socks"
 	"github.com/mmogit/mmogit/internal/syncproto"
 	ma "github.com/multiformats/go-multiaddr"
@@ -132,6 +133,9 @@ func (a *Agent) Connect(ctx context.Context, req localapi.ConnectRequest) (local
 	}
 	start := time.Now()
 	if err := a.connect(ctx, ai, onionHost); err != nil {
+		if errors.Is(err, p2p.ErrPolicy) {
+			return localapi.ConnectResult{}, &kindError{kind: "policy", err: err}
+		}
 		return localapi.ConnectResult{}, wrapKind(err)
 	}
 	connectDur := time.Since(start)
@@ -168,6 +172,21 @@ func (a *Agent) connect(ctx context.Context, ai peer.AddrInfo, onionHost string)
 			return fmt.Errorf("agent: no known address for %s; give its onion address or multiaddr", ai.ID)
 		}
 	}
+	// Only what the transport policy lets us dial is dialed or stored: a
+	// tor-only agent keeps no IP or DNS address in peers.json, and a
+	// target whose every address is refused fails with the policy error
+	// (mode and address named) instead of "connected" over another path.
+	allowed, refused, mode, err := a.host.Dialable(ai.ID, ai.Addrs)
+	if err != nil {
+		return fmt.Errorf("agent: connect %s: %w", ai.ID, err)
+	}
+	if len(allowed) == 0 {
+		return &p2p.PolicyError{Peer: ai.ID, Mode: mode, Refused: refused}
+	}
+	if len(refused) > 0 {
+		a.log.Info("ignoring addresses the transport policy forbids", "peer", ai.ID, "mode", mode, "refused", fmt.Sprint(refused))
+	}
+	ai.Addrs = allowed
 	// A dial the user (or a sync) asks for now must not be refused
 	// because an automatic redial failed while tor was restarting.
 	if sw, ok := a.host.Host().Network().(*swarm.Swarm); ok {

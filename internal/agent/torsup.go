@@ -92,7 +92,7 @@ func (t *torSupervisor) publish(ctx context.Context) error {
 	svc, err := d.Publish(ctx, tor.ServiceConfig{
 		Key:         t.a.id.Private,
 		VirtualPort: c.OnionPort,
-		Target:      t.a.onionLn.Addr().String(),
+		Target:      t.a.onionTarget,
 		PoW:         c.PoW,
 	})
 	if err != nil {

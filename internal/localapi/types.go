@@ -135,7 +135,8 @@ type DiscoverResult struct {
 // Error is the body of every non-2xx reply. Kind, when set, is one of:
 // bad_request, bad_address, tor_not_running, onion_unreachable (retry
 // later), onion_auth, circuit_failed, socks_error, timeout,
-// connection_lost, disk_full, error.
+// connection_lost, disk_full, policy (the transport policy forbids every
+// address given, e.g. an IP address on a tor-only agent), error.
 type Error struct {
 	Error string `json:"error"`
 	Kind  string `json:"kind,omitempty"`
