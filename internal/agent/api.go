@@ -444,25 +444,53 @@ func (a *Agent) Discover(ctx context.Context, service string) (localapi.Discover
 	return out, nil
 }
 
-// bootstrapPeers parses the configured and flagged bootstrap peers.
+// maxKnownBootstrap bounds how many saved peers bootstrap the DHT.
+const maxKnownBootstrap = 16
+
+// bootstrapPeers are the DHT bootstrap peers: the configured and flagged
+// ones, then the peers this agent knows from before (peers.json: peers it
+// synced with, connected to or discovered), most recently seen first. So
+// an agent restarted without --bootstrap rejoins the network through the
+// peers it knew.
 func (a *Agent) bootstrapPeers() ([]peer.AddrInfo, error) {
 	var out []peer.AddrInfo
+	seen := map[peer.ID]bool{a.id.PeerID(): true}
 	for _, s := range append(append([]string{}, a.opts.Config.Bootstrap...), a.opts.Bootstrap...) {
 		ai, oh, err := parseTarget(s)
 		if err != nil {
 			return nil, fmt.Errorf("agent: bootstrap peer: %w", err)
 		}
-		if ai.ID == a.id.PeerID() {
+		if seen[ai.ID] {
 			continue
 		}
+		seen[ai.ID] = true
 		a.peers.add(ai, oh)
 		out = append(out, ai)
+	}
+	known := a.peers.list()
+	sort.SliceStable(known, func(i, j int) bool { return known[i].LastSeen.After(known[j].LastSeen) })
+	n := 0
+	for _, r := range known {
+		id, err := peer.Decode(r.PeerID)
+		if err != nil || seen[id] {
+			continue
+		}
+		ai, _ := a.peers.addrInfo(id)
+		if len(ai.Addrs) == 0 {
+			continue
+		}
+		seen[id] = true
+		out = append(out, ai)
+		if n++; n == maxKnownBootstrap {
+			break
+		}
 	}
 	return out, nil
 }
 
-// bootstrapLoop connects to the bootstrap peers (and known peers) until
-// the DHT has someone to talk to, retrying with backoff.
+// bootstrapLoop connects to the bootstrap peers (configured and known,
+// see bootstrapPeers) until the DHT has someone to talk to, retrying with
+// backoff.
 func (a *Agent) bootstrapLoop(ctx context.Context, bootstrap []peer.AddrInfo) {
 	backoff := 2 * time.Second
 	for ctx.Err() == nil {

@@ -92,6 +92,8 @@ type agentSetup struct {
 	torrc    []string
 	messages int
 	idle     time.Duration
+	// before, if set, runs on the config dir before the agent is created.
+	before func(dir string)
 }
 
 func directConfig() config.Config {
@@ -122,6 +124,9 @@ func startAgent(t testing.TB, s agentSetup) *testAgent {
 		if _, err := st.Add(ctx, ta.own); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if s.before != nil {
+		s.before(dir)
 	}
 	logger := slog.New(slog.NewTextHandler(ta.log, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := agent.New(agent.Options{ConfigDir: dir, Config: s.cfg, Identity: id, TestnetTorrc: s.torrc, Logger: logger})
