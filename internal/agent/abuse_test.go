@@ -8,6 +8,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"slices"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -93,6 +95,94 @@ func TestAbuse(t *testing.T) {
 	defer cancel()
 	t.Run("garbage", func(t *testing.T) { testGarbage(t, ctx, ta) })
 	t.Run("slowloris", func(t *testing.T) { testSlowloris(t, ctx, ta) })
+	t.Run("forged message after hello", func(t *testing.T) { testForgedAfterHello(t, ctx, ta) })
+}
+
+// forgingStore is a misbehaving peer's store: next to its honest messages
+// it offers one whose content was edited after signing, as if it were
+// valid, and serves it when asked.
+type forgingStore struct {
+	*memory.Store
+	forged memory.Message
+}
+
+func (s *forgingStore) Inventory(ctx context.Context) (map[string][]string, error) {
+	inv, err := s.Store.Inventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := append(append([]string{}, inv[s.forged.Author]...), s.forged.ID())
+	sort.Strings(ids)
+	inv[s.forged.Author] = ids
+	return inv, nil
+}
+
+func (s *forgingStore) Get(ctx context.Context, ids []string) ([]memory.Message, error) {
+	msgs, err := s.Store.Get(ctx, ids)
+	if err == nil && slices.Contains(ids, s.forged.ID()) {
+		msgs = append(msgs, s.forged)
+	}
+	return msgs, err
+}
+
+// testForgedAfterHello: a peer that completes hello and auth properly and
+// then, among honest messages, serves one whose signature does not match:
+// the agent verifies every message, rejects and counts the forged one,
+// stores the honest ones and nothing else.
+func testForgedAfterHello(t *testing.T, ctx context.Context, ta *testAgent) {
+	c := newClient(t, 3, "")
+	forged := memory.Sign(c.id.Private, "signed content", time.Now())
+	forged.Content = "edited after signing"
+	if forged.Verify() == nil {
+		t.Fatal("the forged message verifies")
+	}
+	rejected := ta.log.count("inbound sync rejected messages")
+	if err := c.connect(ctx, ta); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.host.Host().NewStream(ctx, ta.peerID(), agent.SyncProtocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := syncproto.Sync(ctx, s, &forgingStore{Store: c.store, forged: forged}, syncproto.Options{
+		Identity: c.id.Private, RequireAuth: true, ExpectPeer: ta.id.Public,
+	})
+	if err != nil {
+		t.Fatalf("session with a forging peer: %v", err)
+	}
+	s.Close()
+	if st.MessagesSent != len(c.own)+1 {
+		t.Errorf("client served %d messages, want %d (the honest ones and the forged one)", st.MessagesSent, len(c.own)+1)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ta.log.count("inbound sync rejected messages") == rejected {
+		if time.Now().After(deadline) {
+			t.Fatalf("agent did not report the rejected message:\n%s", ta.log.buf.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := ta.log.count("rejected=1 "); n < 1 {
+		t.Errorf("agent did not count exactly one rejected message:\n%s", ta.log.buf.String())
+	}
+	all, err := agent.StoreOf(ta.Agent).All(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, e := range all {
+		got[e.ID] = true
+		if !e.Valid {
+			t.Errorf("agent stored an invalid message: %+v", e.Message)
+		}
+		if e.Message.Content == forged.Content {
+			t.Errorf("agent stored the forged message")
+		}
+	}
+	for _, m := range c.own {
+		if !got[m.ID()] {
+			t.Errorf("agent lacks the honest message %q sent with the forged one", m.Content)
+		}
+	}
 }
 
 // testGarbage: whatever a peer sends that is not the protocol, the agent
@@ -114,7 +204,9 @@ func testGarbage(t *testing.T, ctx context.Context, ta *testAgent) {
 		{"anonymous hello", func(*client) []byte {
 			return frame(t, syncproto.TypeHello, map[string]any{"pubkey": "", "nonce": hex.EncodeToString(randomBytes(t, 32)), "version": 1})
 		}},
-		{"forged message in response", func(c *client) []byte {
+		// Before any hello: refused as a protocol violation. A forged
+		// message within a proper session is testForgedAfterHello.
+		{"memory response before hello", func(c *client) []byte {
 			m := memory.Sign(c.id.Private, "forged", time.Now())
 			m.Content = "edited after signing"
 			return frame(t, "MemoryResponse", map[string]any{"messages": []memory.Message{m}})

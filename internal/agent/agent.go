@@ -78,6 +78,13 @@ type Agent struct {
 	// watch a stalled peer get cut off; it must be set before Run.
 	syncIdle time.Duration
 
+	// dialTimeout is the host's limit for one dial (p2p.Config.DialTimeout;
+	// zero: p2p.DefaultDialTimeout); the SOCKS dial gets less, see
+	// socksDialTimeout. retryWait, if set, rescales connectRetry's waits.
+	// Tests shorten both; they must be set before Run.
+	dialTimeout time.Duration
+	retryWait   func(time.Duration) time.Duration
+
 	mu        sync.Mutex // mu guards the fields below
 	services  []string
 	lastErr   string
@@ -269,6 +276,7 @@ func (a *Agent) hostConfig(onionCfg *p2p.OnionListener) p2p.Config {
 		Mode:          p2p.Mode(c.Transport),
 		Onion:         onionCfg,
 		HybridTimeout: c.HybridTimeout.D(),
+		DialTimeout:   a.hostDialTimeout(),
 		Logger:        a.log,
 	}
 	if c.Transport != config.Tor {
@@ -295,9 +303,22 @@ func (a *Agent) hostConfig(onionCfg *p2p.OnionListener) p2p.Config {
 // isolation) and always uses the current tor's SOCKS port, which changes
 // when tor is restarted.
 func (a *Agent) onionDialer(p peer.ID) oniontransport.ContextDialer {
-	d := &socks.Dialer{ProxyAddr: a.tor.socksAddr(), Timeout: 90 * time.Second}
+	d := &socks.Dialer{ProxyAddr: a.tor.socksAddr(), Timeout: socksDialTimeout(a.hostDialTimeout())}
 	return d.ForPeer(p.String())
 }
+
+func (a *Agent) hostDialTimeout() time.Duration {
+	if a.dialTimeout > 0 {
+		return a.dialTimeout
+	}
+	return p2p.DefaultDialTimeout
+}
+
+// socksDialTimeout bounds one SOCKS dial. It ends before the host's limit
+// for the whole dial, so that a peer that never answers yields socks'
+// typed error (onion_unreachable, worth a retry) instead of the host's
+// bare "context deadline exceeded".
+func socksDialTimeout(host time.Duration) time.Duration { return host * 5 / 6 }
 
 func (a *Agent) setErr(err error) {
 	a.mu.Lock()
@@ -365,5 +386,9 @@ func (a *Agent) handleSync(s network.Stream) {
 	}
 	a.rememberPeer(remote)
 	a.peers.touch(remote, true)
+	if st.Rejected > 0 {
+		// Forged, tampered or malformed messages: none was stored.
+		a.log.Warn("inbound sync rejected messages", "peer", remote, "rejected", st.Rejected, "first", errors.Join(st.RejectErrors...))
+	}
 	a.log.Info("inbound sync", "peer", remote, "received", st.Added, "sent", st.MessagesSent, "rejected", st.Rejected)
 }

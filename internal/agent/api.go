@@ -57,6 +57,15 @@ func classify(err error) string {
 		return "circuit_failed"
 	case errors.Is(err, socks.ErrSocksProxy):
 		return "socks_error"
+	case errors.Is(err, syncproto.ErrTimeout):
+		// The peer sent nothing (or read nothing) for the idle timeout.
+		return "peer_stalled"
+	case errors.Is(err, syncproto.ErrFrameTooLarge):
+		return "frame_too_large"
+	case errors.Is(err, syncproto.ErrProtocol):
+		// The peer broke the sync protocol: a bug or a hostile peer;
+		// retrying will not help.
+		return "protocol_error"
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
@@ -291,13 +300,16 @@ func (a *Agent) syncOne(ctx context.Context, ai peer.AddrInfo, onionHost string,
 		}
 	}
 	st, err := syncproto.Sync(ctx, s, a.store, opts)
+	// A failed sync reports what moved before it failed: what was
+	// received is stored (each batch on its own), and the next sync
+	// resumes from there.
+	res.Sent, res.Received, res.Rejected = st.MessagesSent, st.Added, st.Rejected
+	res.BytesSent, res.BytesRecv = st.BytesSent, st.BytesReceived
 	if err != nil {
 		s.Reset()
 		return fail(err)
 	}
 	a.peers.touch(ai.ID, true)
-	res.Sent, res.Received, res.Rejected = st.MessagesSent, st.Added, st.Rejected
-	res.BytesSent, res.BytesRecv = st.BytesSent, st.BytesReceived
 	res.DurationMs = ms(time.Since(start))
 	return res
 }
@@ -308,16 +320,20 @@ func (a *Agent) connectRetry(ctx context.Context, ai peer.AddrInfo, onionHost st
 	if a.host.Host().Network().Connectedness(ai.ID) == network.Connected {
 		return nil
 	}
+	const attempts = 4
 	var err error
-	for attempt := range 4 {
+	for attempt := range attempts {
 		if err = a.connect(ctx, ai, onionHost); err == nil {
 			return nil
 		}
 		wait := socks.RetryAfter(err)
-		if wait <= 0 {
+		if wait <= 0 || attempt == attempts-1 {
 			return err
 		}
 		wait = wait << attempt
+		if a.retryWait != nil {
+			wait = a.retryWait(wait)
+		}
 		a.log.Info("peer unreachable, retrying", "peer", ai.ID, "err", err, "in", wait)
 		select {
 		case <-ctx.Done():

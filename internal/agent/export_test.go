@@ -11,3 +11,11 @@ func SetSyncIdle(a *Agent, d time.Duration) { a.syncIdle = d }
 
 // StoreOf is the agent's memory store.
 func StoreOf(a *Agent) *memory.Store { return a.store }
+
+// SetDialTimeout sets the host's dial limit (the SOCKS dial gets 5/6 of
+// it); call before Run.
+func SetDialTimeout(a *Agent, d time.Duration) { a.dialTimeout = d }
+
+// SetRetryWait rescales the waits between connection attempts; call
+// before Run.
+func SetRetryWait(a *Agent, f func(time.Duration) time.Duration) { a.retryWait = f }

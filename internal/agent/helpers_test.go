@@ -94,6 +94,11 @@ type agentSetup struct {
 	idle     time.Duration
 	// before, if set, runs on the config dir before the agent is created.
 	before func(dir string)
+	// id is the agent's identity (nil: a new one).
+	id *identity.Identity
+	// dialTimeout and retryWait: see agent.SetDialTimeout, SetRetryWait.
+	dialTimeout time.Duration
+	retryWait   func(time.Duration) time.Duration
 }
 
 func directConfig() config.Config {
@@ -112,7 +117,10 @@ func startAgent(t testing.TB, s agentSetup) *testAgent {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	id := newIdentity(t)
+	id := s.id
+	if id == nil {
+		id = newIdentity(t)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ta := &testAgent{id: id, dir: dir, api: &localapi.Client{Dir: dir}, log: &logBuffer{}}
 	if s.messages > 0 {
@@ -135,6 +143,12 @@ func startAgent(t testing.TB, s agentSetup) *testAgent {
 	}
 	if s.idle > 0 {
 		agent.SetSyncIdle(a, s.idle)
+	}
+	if s.dialTimeout > 0 {
+		agent.SetDialTimeout(a, s.dialTimeout)
+	}
+	if s.retryWait != nil {
+		agent.SetRetryWait(a, s.retryWait)
 	}
 	ta.Agent = a
 	done := make(chan error, 1)

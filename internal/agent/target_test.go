@@ -10,6 +10,7 @@ import (
 
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/socks"
+	"github.com/mmogit/mmogit/internal/syncproto"
 )
 
 func TestParseTarget(t *testing.T) {
@@ -76,6 +77,10 @@ func TestClassify(t *testing.T) {
 		{context.DeadlineExceeded, "timeout"},
 		{fmt.Errorf("store: %w", syscall.ENOSPC), "disk_full"},
 		{fmt.Errorf("read: %w", io.ErrUnexpectedEOF), "connection_lost"},
+		{fmt.Errorf("%w: peer stalled: nothing received for 30s while waiting for hello", syncproto.ErrTimeout), "peer_stalled"},
+		{fmt.Errorf("%w: header says 20000000 bytes, limit 10485760", syncproto.ErrFrameTooLarge), "frame_too_large"},
+		{fmt.Errorf("%w: memory response without a request", syncproto.ErrProtocol), "protocol_error"},
+		{fmt.Errorf("syncproto: sync: %w", context.DeadlineExceeded), "timeout"},
 		{fmt.Errorf("something else"), "error"},
 	}
 	for _, tt := range tests {

@@ -80,7 +80,17 @@ func (t *torSupervisor) start(ctx context.Context) error {
 	t.mu.Lock()
 	t.d = d
 	t.mu.Unlock()
-	return t.publish(ctx)
+	if err := t.publish(ctx); err != nil {
+		// A tor we could not publish on must not keep running: the next
+		// try starts another tor in the same data dir, which finds it
+		// locked (after removing the running tor's control socket), and
+		// so on forever. (An attached tor is only disconnected.)
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		d.Stop(sctx)
+		cancel()
+		return err
+	}
+	return nil
 }
 
 func (t *torSupervisor) publish(ctx context.Context) error {

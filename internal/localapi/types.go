@@ -136,7 +136,11 @@ type DiscoverResult struct {
 // bad_request, bad_address, tor_not_running, onion_unreachable (retry
 // later), onion_auth, circuit_failed, socks_error, timeout,
 // connection_lost, disk_full, policy (the transport policy forbids every
-// address given, e.g. an IP address on a tor-only agent), error.
+// address given, e.g. an IP address on a tor-only agent), peer_stalled
+// (the peer sent or read nothing for the sync idle timeout; retry later),
+// protocol_error (the peer broke the sync protocol; retrying will not
+// help), frame_too_large (the peer sent a frame over 10 MB), error.
+// SyncResult.ErrorKind uses the same kinds.
 type Error struct {
 	Error string `json:"error"`
 	Kind  string `json:"kind,omitempty"`
