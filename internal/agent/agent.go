@@ -56,7 +56,7 @@ type Agent struct {
 	lock  *lockFile
 	start time.Time
 
-	tor  *torSupervisor // nil in direct mode
+	tor  *torSupervisor // nil without tor (see needsTor); set by New, never changed
 	host *p2p.Host
 	disc *discovery.Discovery
 
@@ -117,10 +117,16 @@ func New(opts Options) (*Agent, error) {
 		lock.release()
 		return nil, err
 	}
-	return &Agent{
+	a := &Agent{
 		opts: opts, id: opts.Identity, log: opts.Logger, store: st, peers: pb, lock: lock,
 		start: time.Now(), services: opts.Config.Services, ready: make(chan struct{}),
-	}, nil
+	}
+	if a.needsTor() {
+		// Set here, before Run serves the API: Status and Rotate read it
+		// from API goroutines without a lock.
+		a.tor = newTorSupervisor(a)
+	}
+	return a, nil
 }
 
 // checkDirPerms refuses a config dir others can write into or read: it
@@ -177,7 +183,6 @@ func (a *Agent) run(ctx context.Context) error {
 		}
 		a.onionLn, a.onionTarget = ln, target
 		onionCfg = &p2p.OnionListener{Listener: ln, Address: a.id.OnionAddress(), Port: a.opts.Config.Tor.OnionPort}
-		a.tor = newTorSupervisor(a)
 		if err := a.tor.start(ctx); err != nil {
 			return err
 		}

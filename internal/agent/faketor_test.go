@@ -228,3 +228,47 @@ func TestFrozenPeerUnreachable(t *testing.T) {
 		t.Errorf("connect to a frozen peer: %v, want kind onion_unreachable", err)
 	}
 }
+
+// TestStatusDuringStartup: the API serves while tor starts; Status and
+// Rotate, called from the first moment on, must work and not race with
+// the agent's startup. Run with -race; note that the race detector counts
+// socket I/O as synchronization, so it can miss a race between goroutines
+// that both talk over sockets (a.tor's assignment after the API started
+// serving was such a one: it is now made in New).
+func TestStatusDuringStartup(t *testing.T) {
+	id := newIdentity(t)
+	ft := newFakeTor(t, id)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	calls := atomic.Int32{}
+	ta := startAgent(t, agentSetup{cfg: ft.config(), id: id, before: func(dir string) {
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := &localapi.Client{Dir: dir} // a Client is not for concurrent use
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+					if _, err := c.Status(ctx); err == nil {
+						calls.Add(1)
+					}
+					c.Rotate(ctx)
+					cancel()
+				}
+			}()
+		}
+	}})
+	close(stop)
+	wg.Wait()
+	if calls.Load() == 0 {
+		t.Error("no Status call got through while the agent started")
+	}
+	if _, err := ta.api.Status(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
