@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/memory"
 	"github.com/mmogit/mmogit/internal/syncproto"
 	"github.com/spf13/cobra"
@@ -27,33 +31,73 @@ func newP2PCmd() *cobra.Command {
 		Short: "Direct (non-Tor) sync over TCP, as in the reference mmogit; peers see your IP address",
 	}
 	var port int
-	var once bool
+	var once, direct bool
 	listen := &cobra.Command{
 		Use:   "listen",
-		Short: "Accept direct sync connections on TCP --port (default 7420)",
+		Short: "Accept direct sync connections on TCP --port (default 7420) of --host (default 127.0.0.1)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkDirectAllowed("p2p listen", direct); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			return p2pListen(ctx, port, once)
 		},
 	}
 	listen.Flags().IntVar(&port, "port", 7420, "TCP port to listen on (0 = any free port)")
-	listen.Flags().StringVar(&listenHost, "host", "0.0.0.0", "address to listen on")
+	listen.Flags().StringVar(&listenHost, "host", "127.0.0.1", "address to listen on (0.0.0.0 for every interface)")
 	listen.Flags().BoolVar(&once, "once", false, "exit after the first sync")
 	connect := &cobra.Command{
 		Use:   "connect HOST:PORT",
 		Short: "Sync directly with a peer listening with `mmogit p2p listen`",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkDirectAllowed("p2p connect", direct); err != nil {
+				return err
+			}
 			return p2pConnect(cmd.Context(), args[0])
 		},
+	}
+	for _, c := range []*cobra.Command{listen, connect} {
+		c.Flags().BoolVar(&direct, "direct", false, "sync over plain TCP even though tor.json's transport is \"tor\" (the peer sees your IP address)")
 	}
 	cmd.AddCommand(listen, connect, newDiscoverCmd("discover"))
 	return cmd
 }
 
 var listenHost string
+
+// checkDirectAllowed refuses direct TCP sync when the configured transport
+// is tor (the default), unless the user passed --direct: the peer would see
+// this machine's IP address, which is what tor mode promises it never does.
+// direct and hybrid are explicit choices of TCP and need no flag.
+func checkDirectAllowed(cmd string, force bool) error {
+	t, err := configuredTransport()
+	if err != nil {
+		return err
+	}
+	if t != config.Tor || force {
+		return nil
+	}
+	return fmt.Errorf("%s: the transport in %s is \"tor\", and a direct TCP sync would show the peer your IP address; "+
+		"sync over tor with `mmogit tor start` and `mmogit sync <onion address>`, "+
+		"set \"transport\": \"direct\" or \"hybrid\" in tor.json, or pass --direct to sync over TCP anyway",
+		cmd, filepath.Join(g.configDir, config.FileName))
+}
+
+// configuredTransport is tor.json's global transport; without a tor.json,
+// the default (tor). It does not write a tor.json.
+func configuredTransport() (config.Transport, error) {
+	if _, err := os.Stat(filepath.Join(g.configDir, config.FileName)); errors.Is(err, fs.ErrNotExist) {
+		return config.Default().Transport, nil
+	}
+	c, err := config.Load(g.configDir)
+	if err != nil {
+		return "", err
+	}
+	return c.Transport, nil
+}
 
 // p2pResult is what direct sync prints under --json.
 type p2pResult struct {

@@ -10,10 +10,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mmogit/mmogit/internal/config"
 )
 
 // TestDirectP2P: the reference mmogit's direct mode, `p2p listen` and
-// `p2p connect HOST:PORT`, syncs both ways over plain TCP.
+// `p2p connect HOST:PORT`, syncs both ways over plain TCP. With the default
+// transport (tor) both refuse unless --direct is given; `p2p listen`
+// listens on 127.0.0.1 unless --host says otherwise.
 func TestDirectP2P(t *testing.T) {
 	root := t.TempDir()
 	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
@@ -25,27 +29,48 @@ func TestDirectP2P(t *testing.T) {
 	mm(t, a, "", "post", "from a over tcp")
 	mm(t, b, "", "post", "from b over tcp")
 
+	// Tor mode (no tor.json: the default) refuses both without --direct.
+	for _, args := range [][]string{{"p2p", "listen", "--port", "0", "--once"}, {"p2p", "connect", "127.0.0.1:7420"}} {
+		// A listener that is not refused would wait for a peer forever.
+		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cmd := exec.CommandContext(rctx, bin, append([]string{"--config-dir", a}, args...)...)
+		var errb strings.Builder
+		cmd.Stderr = &errb
+		err := cmd.Run()
+		rcancel()
+		stderr := errb.String()
+		if err == nil || !strings.Contains(stderr, "IP address") || !strings.Contains(stderr, "--direct") || !strings.Contains(stderr, `"tor"`) {
+			t.Errorf("%v in tor mode: err %v, stderr %q: want a refusal explaining the peer would see the IP and naming --direct", args, err, stderr)
+		}
+	}
+	// b chose direct transport in its tor.json: no flag needed.
+	cfg := config.Default()
+	cfg.Transport = config.Direct
+	if err := config.Save(b, cfg); err != nil {
+		t.Fatal(err)
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	listen := exec.CommandContext(ctx, bin, "--config-dir", a, "--json", "p2p", "listen", "--host", "127.0.0.1", "--port", "0", "--once")
+	listen := exec.CommandContext(ctx, bin, "--config-dir", a, "--json", "p2p", "listen", "--direct", "--port", "0", "--once")
 	stderr, _ := listen.StderrPipe()
 	var out strings.Builder
 	listen.Stdout = &out
 	if err := listen.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// The listener prints its address on stderr.
+	// The listener prints its address on stderr: 127.0.0.1 by default.
 	addr := ""
 	sc := bufio.NewScanner(stderr)
-	re := regexp.MustCompile(`on (127\.0\.0\.1:\d+)`)
+	re := regexp.MustCompile(`listening for direct sync on (\S+:\d+)`)
 	for sc.Scan() {
 		if m := re.FindStringSubmatch(sc.Text()); m != nil {
 			addr = m[1]
 			break
 		}
 	}
-	if addr == "" {
-		t.Fatal("listener did not print its address")
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Fatalf("listener address %q: want 127.0.0.1 by default", addr)
 	}
 	go func() {
 		for sc.Scan() {
