@@ -5,17 +5,21 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mmogit/mmogit/internal/agent"
 	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/localapi"
 	"github.com/mmogit/mmogit/internal/onion"
 	"github.com/mmogit/mmogit/internal/socks/sockstest"
+	"github.com/mmogit/mmogit/internal/tor"
 	"github.com/mmogit/mmogit/internal/torctl/torctltest"
 )
 
@@ -270,5 +274,42 @@ func TestStatusDuringStartup(t *testing.T) {
 	}
 	if _, err := ta.api.Status(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBootstrapStallHidesDoneWarning: tor's bootstrap stalls and its only
+// warning event says "DONE" (a relay connection that closed normally):
+// the agent's start-up error does not present that as the reason.
+func TestBootstrapStallHidesDoneWarning(t *testing.T) {
+	id := newIdentity(t)
+	ft := newFakeTor(t, id)
+	ft.ctl.SetInfo("status/bootstrap-phase", `NOTICE BOOTSTRAP PROGRESS=5 TAG=conn SUMMARY="Connecting to a relay"`)
+	cfg := ft.config()
+	cfg.Tor.BootstrapTimeout = config.Duration(time.Second)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(agent.Options{ConfigDir: dir, Config: cfg, Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	for !slices.ContainsFunc(ft.ctl.Commands(), func(c string) bool { return strings.Contains(c, "SETEVENTS") && strings.Contains(c, "STATUS_CLIENT") }) {
+		if ctx.Err() != nil {
+			t.Fatal("agent never subscribed to STATUS_CLIENT")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ft.ctl.Emit(`650 STATUS_CLIENT WARN BOOTSTRAP PROGRESS=5 TAG=conn SUMMARY="Connecting to a relay" WARNING="DONE" REASON=DONE COUNT=1 RECOMMENDATION=ignore HOSTID="AB" HOSTADDR="127.0.0.1:1"`)
+	err = <-done
+	if !errors.Is(err, tor.ErrBootstrapStalled) {
+		t.Fatalf("agent run: %v, want a stalled bootstrap", err)
+	}
+	if strings.Contains(err.Error(), "DONE") {
+		t.Errorf("start-up error gives tor's DONE as the reason: %v", err)
 	}
 }

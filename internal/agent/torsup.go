@@ -2,8 +2,11 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,28 +40,47 @@ func (t *torSupervisor) socksAddr() string {
 }
 
 func (t *torSupervisor) progress(st torctl.BootstrapStatus) {
+	if uselessWarning(st.Warning, st.Reason) {
+		st.Warning, st.Reason = "", ""
+	}
 	t.mu.Lock()
 	t.boot = st
 	t.mu.Unlock()
 	t.a.log.Info("tor bootstrap", "progress", st.Progress, "summary", st.Summary)
 }
 
-// launch starts or attaches to tor and waits for bootstrap.
+// launch starts or attaches to tor and waits for bootstrap. When
+// bootstrap stalls and tor's events said nothing useful (often "DONE
+// (DONE)": a relay connection that closed normally), the error carries the
+// last warning of tor's log instead (own tor), or no warning (attached).
 func (t *torSupervisor) launch(ctx context.Context) (*tor.Daemon, error) {
+	d, logPath, err := t.launchTor(ctx)
+	var be *tor.BootstrapError
+	if errors.As(err, &be) && uselessWarning(be.Warning, "") {
+		be.Warning = ""
+		if logPath != "" {
+			be.Warning = lastTorWarning(logPath)
+		}
+	}
+	return d, err
+}
+
+func (t *torSupervisor) launchTor(ctx context.Context) (*tor.Daemon, string, error) {
 	c := t.a.opts.Config.Tor
 	if c.Attach != nil {
-		return tor.Attach(ctx, tor.AttachConfig{
+		d, err := tor.Attach(ctx, tor.AttachConfig{
 			ControlAddr: c.Attach.Control, SocksAddr: c.Attach.Socks,
 			CookiePath: c.Attach.CookiePath, Password: c.Attach.Password,
-			Progress: t.progress,
+			Progress: t.progress, BootstrapTimeout: c.BootstrapTimeout.D(),
 		})
+		return d, "", err
 	}
 	dataDir := filepath.Join(t.a.opts.ConfigDir, "tor-data")
 	// PidFile lets tools (and tests) find the agent's own tor.
 	extra := []string{"PidFile " + filepath.Join(dataDir, "tor.pid")}
 	extra = append(extra, t.a.opts.TestnetTorrc...)
 	extra = append(extra, c.ExtraTorrc...)
-	return tor.Start(ctx, tor.Config{
+	d, err := tor.Start(ctx, tor.Config{
 		TorPath:          c.Binary,
 		DataDir:          dataDir,
 		ExtraTorrc:       extra,
@@ -68,6 +90,30 @@ func (t *torSupervisor) launch(ctx context.Context) (*tor.Daemon, error) {
 		BootstrapTimeout: c.BootstrapTimeout.D(),
 		Progress:         t.progress,
 	})
+	return d, filepath.Join(dataDir, "tor.log"), err
+}
+
+// uselessWarning reports whether a bootstrap warning from tor's events
+// explains nothing: none, or the "DONE" reason of a connection that was
+// closed normally.
+func uselessWarning(warning, reason string) bool {
+	w := strings.TrimSpace(warning)
+	return w == "" || strings.EqualFold(reason, "DONE") || strings.HasPrefix(strings.ToUpper(w), "DONE")
+}
+
+// lastTorWarning is the last [warn] or [err] line of tor's log, "" if none.
+func lastTorWarning(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(string(b), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "[warn]") || strings.Contains(lines[i], "[err]") {
+			return strings.TrimSpace(lines[i])
+		}
+	}
+	return ""
 }
 
 // start brings tor up and publishes the onion service; it returns once
