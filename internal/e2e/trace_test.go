@@ -25,7 +25,8 @@ import (
 // traceSyscalls are the calls the anonymity trace records: every way to
 // send to an address, and every way to make or replace a process, so the
 // task tree can be rebuilt.
-const traceSyscalls = "connect,sendto,sendmsg,sendmmsg,execve,clone,clone3,fork,vfork"
+// socket, bind and listen show whether the agent ever listens on TCP.
+const traceSyscalls = "connect,sendto,sendmsg,sendmmsg,execve,clone,clone3,fork,vfork,socket,bind,listen"
 
 // straceArgs checks that strace is installed and can trace here, and
 // returns its options. It skips the test only when ptrace is refused (a
@@ -89,7 +90,9 @@ func writeWrapper(t *testing.T, dir, strace string, args []string) (wrapper, set
 // checks from the trace that none of the agent's own tasks (tor's tasks
 // excluded by ancestry, not by address) sent anything anywhere but its own
 // tor's SOCKS port and unix sockets in its config dir: no DNS, no IPv6, no
-// relay, no peer.
+// relay, no peer. It also checks that the agent never listens on TCP (its
+// onion service forwards to a unix socket in the config dir) and that
+// `tor connect` refuses IP and DNS addresses without storing them.
 func TestTorOnlyTrace(t *testing.T) {
 	start := time.Now()
 	work := t.TempDir()
@@ -126,6 +129,9 @@ func TestTorOnlyTrace(t *testing.T) {
 	}
 	ready := time.Since(start)
 	socks, control := torListeners(ctx, t, a)
+	if fi, err := os.Stat(filepath.Join(a.Dir, "onion.sock")); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("onion service target: %v, %v: want the 0600 unix socket <config>/onion.sock", fi, err)
+	}
 
 	exerciseTraced(t, a, other)
 
@@ -139,6 +145,77 @@ func TestTorOnlyTrace(t *testing.T) {
 		ready.Seconds(), time.Since(start).Seconds(), socks, control)
 
 	checkTrace(t, traceFile, setpriv, sctrace.Policy{ConfigDir: a.Dir, SocksPorts: socks, ControlPorts: control})
+}
+
+// refuseDirectTargets: a tor-only agent asked to connect to a peer's IP or
+// DNS multiaddr (after it is connected to that peer over onion) fails with
+// the policy error naming tor mode and the address, dials nothing (the
+// trace would show a DNS lookup or loopback connect) and stores nothing.
+func refuseDirectTargets(t *testing.T, a, other *cluster.Agent) {
+	t.Helper()
+	id := other.ID.PeerID().String()
+	for _, addr := range []string{"/ip4/127.0.0.1/tcp/7420", "/dns4/example.com/tcp/7420"} {
+		out, err := run(t, a, "tor", "connect", addr+"/p2p/"+id)
+		if err == nil || !strings.Contains(err.Error(), "tor mode") || !strings.Contains(err.Error(), addr) {
+			t.Errorf("tor connect %s on a tor-only agent: %q, %v: want the policy error naming tor mode and the address", addr, out, err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(a.Dir, "peers.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); strings.Contains(s, "/ip4/") || strings.Contains(s, "/ip6/") || strings.Contains(s, "/dns") {
+		t.Errorf("a tor-only agent's peers.json holds a non-onion address:\n%s", s)
+	}
+}
+
+// checkNoTCPListen fails the test if any of the agent's own tasks (tor's
+// excluded by ancestry) called listen on an AF_INET or AF_INET6 socket.
+// The family comes from the socket call that returned the descriptor (or a
+// later bind), so a descriptor number reused for a unix socket is not
+// mistaken for the TCP one before it.
+func checkNoTCPListen(t *testing.T, tree *sctrace.Tree) {
+	t.Helper()
+	type ev struct {
+		e   sctrace.Event
+		pid int
+	}
+	var evs []ev
+	for _, k := range tree.Tasks {
+		for _, e := range k.Events {
+			switch e.Syscall {
+			case "socket", "bind", "listen":
+				if !tree.Marked(k, e.Line, sctrace.IsTorProgram) {
+					evs = append(evs, ev{e, k.PID})
+				}
+			}
+		}
+	}
+	sort.Slice(evs, func(i, j int) bool { return evs[i].e.Line < evs[j].e.Line })
+	family := map[string]string{} // fd → AF_*
+	listens := 0
+	for _, x := range evs {
+		e, args := x.e, x.e.ArgList()
+		if !e.OK() || len(args) < 2 {
+			continue
+		}
+		switch e.Syscall {
+		case "socket":
+			family[strings.Fields(e.Ret)[0]] = args[0]
+		case "bind":
+			if a, err := sctrace.ParseSockaddr(args[1]); err == nil {
+				family[args[0]] = a.Family
+			}
+		case "listen":
+			listens++
+			if f := family[args[0]]; f == sctrace.AFInet || f == sctrace.AFInet6 {
+				t.Errorf("LEAK: the agent listens on TCP (%s, task %d, trace line %d): listen(%s)", f, x.pid, e.Line, e.Args)
+			}
+		}
+	}
+	if listens == 0 {
+		t.Error("the trace shows no listen call of the agent at all (not even its unix sockets): socket/bind/listen were not traced")
+	}
 }
 
 // exerciseTraced drives the traced agent through everything that makes it
@@ -156,6 +233,7 @@ func exerciseTraced(t *testing.T, a, other *cluster.Agent) {
 	if cr.PeerID != other.ID.PeerID().String() || cr.Transport != "tor" || !strings.HasPrefix(cr.Addr, "/onion3/") {
 		t.Fatalf("connect result %+v: want the other agent over /onion3", cr)
 	}
+	refuseDirectTargets(t, a, other)
 
 	r := syncWith(t, a, other) // fails the test on a sync error
 	if r.Received < 1 || r.Sent < 1 {
@@ -312,6 +390,8 @@ func checkTrace(t *testing.T, traceFile, setpriv string, p sctrace.Policy) {
 	if !sawAgent || !sawTor {
 		t.Fatalf("trace (%d events, %d tasks) lacks the agent's or tor's execve; execs: %v", len(evs), len(tree.Tasks), execs)
 	}
+
+	checkNoTCPListen(t, tree)
 
 	fs := sctrace.Analyze(tree, p, sctrace.IsTorProgram)
 	agent, tor := sctrace.Count(fs, false), sctrace.Count(fs, true)
