@@ -85,7 +85,9 @@ func newPeersCmd() *cobra.Command {
 						state = "connected"
 					}
 					seen := "never"
-					if !p.LastSeen.IsZero() {
+					if p.Connected {
+						seen = "now"
+					} else if !p.LastSeen.IsZero() {
 						seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
 					}
 					fmt.Fprintf(w, "%s  %-9s %-6s seen %s  %v\n", p.PeerID, state, p.Transport, seen, p.Addrs)

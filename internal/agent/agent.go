@@ -193,6 +193,7 @@ func (a *Agent) run(ctx context.Context) error {
 	}
 	a.host = h
 	h.Host().SetStreamHandler(SyncProtocol, a.handleSync)
+	h.Host().Network().Notify(a.peers.notifiee())
 
 	bootstrap, err := a.bootstrapPeers()
 	if err != nil {

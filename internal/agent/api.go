@@ -354,6 +354,7 @@ func (a *Agent) Peers(ctx context.Context) ([]localapi.Peer, error) {
 			p.Connected = len(conns) > 0
 			p.Transport = string(a.peerMode(id))
 			if p.Connected {
+				p.LastSeen = time.Now().UTC() // it is connected now
 				if oniontransport.IsOnion(conns[0].RemoteMultiaddr()) || a.mode() == config.Tor {
 					p.Transport = "tor"
 				} else {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 )
@@ -93,6 +94,13 @@ func (pb *peerBook) touch(id peer.ID, synced bool) {
 		r.LastSync = r.LastSeen
 	}
 	pb.saveLocked()
+}
+
+// notifiee keeps the last-seen time of known peers current: a known peer
+// is seen whenever a connection to it (either way) opens or closes.
+func (pb *peerBook) notifiee() network.Notifiee {
+	seen := func(_ network.Network, c network.Conn) { pb.touch(c.RemotePeer(), false) }
+	return &network.NotifyBundle{ConnectedF: seen, DisconnectedF: seen}
 }
 
 func (pb *peerBook) setServices(id peer.ID, services []string) {
