@@ -98,8 +98,10 @@ func startAgent(ctx context.Context, a startArgs) (localapi.Status, error) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
+	// A redrawn bar only on a terminal; otherwise (a log, a pipe) one
+	// line per phase.
 	var bar *progressbar.ProgressBar
-	if !g.json {
+	if !g.json && isTerminal(g.stderr) {
 		bar = progressbar.NewOptions(100,
 			progressbar.OptionSetWriter(g.stderr),
 			progressbar.OptionSetDescription("tor bootstrap"),
@@ -112,6 +114,7 @@ func startAgent(ctx context.Context, a startArgs) (localapi.Status, error) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	lastDesc := ""
+	started := time.Now()
 	for {
 		select {
 		case err := <-exited:
@@ -126,28 +129,39 @@ func startAgent(ctx context.Context, a startArgs) (localapi.Status, error) {
 		if err != nil {
 			continue // not listening yet
 		}
-		if bar != nil {
-			desc := "tor: " + st.BootstrapSummary
-			if st.BootstrapProgress == 100 && !st.Published {
-				desc = "publishing onion service"
-			}
-			if st.Transport == "direct" {
-				desc = "starting"
-			}
-			if desc != lastDesc {
-				bar.Describe(desc)
-				lastDesc = desc
-			}
-			bar.Set(st.BootstrapProgress)
-		}
-		if st.Error != "" && !st.Ready {
-			g.log.Warn("agent reports", "error", st.Error)
-		}
 		if st.Ready {
+			done := "onion service published"
+			if st.Transport == "direct" {
+				done = "agent ready"
+			}
 			if bar != nil {
+				bar.Describe(done)
+				bar.Set(100)
 				bar.Finish()
 			}
+			g.infof("%s after %.1fs\n", done, time.Since(started).Seconds())
 			return st, nil
+		}
+		desc := "tor: " + st.BootstrapSummary
+		if st.BootstrapProgress == 100 && !st.Published {
+			desc = "publishing onion service"
+		}
+		if st.Transport == "direct" {
+			desc = "starting"
+		}
+		if desc != lastDesc {
+			if bar != nil {
+				bar.Describe(desc)
+			} else {
+				g.infof("%s (tor bootstrap %d%%)\n", desc, st.BootstrapProgress)
+			}
+			lastDesc = desc
+		}
+		if bar != nil {
+			bar.Set(st.BootstrapProgress)
+		}
+		if st.Error != "" {
+			g.log.Warn("agent reports", "error", st.Error)
 		}
 	}
 }
@@ -172,6 +186,17 @@ func stopAgent(ctx context.Context) (int, error) {
 	}
 	syscall.Kill(st.PID, syscall.SIGKILL)
 	return st.PID, errors.New("agent did not stop within 20s; killed it")
+}
+
+// isTerminal reports whether w is a terminal (a character device), where
+// redrawing a progress bar makes sense.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // tail returns the last n lines of a file, for error messages.

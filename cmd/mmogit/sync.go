@@ -97,8 +97,8 @@ func newPeersCmd() *cobra.Command {
 	}
 }
 
-// syncWithBar syncs through the agent; for humans it draws a progress bar
-// once a transfer is large enough to be worth watching.
+// syncWithBar syncs through the agent; for humans on a terminal it draws a
+// progress bar once a transfer is large enough to be worth watching.
 func syncWithBar(ctx context.Context, peer string) ([]localapi.SyncResult, error) {
 	if g.json {
 		return apiClient().Sync(ctx, peer)
@@ -115,7 +115,7 @@ func syncWithBar(ctx context.Context, peer string) ([]localapi.SyncResult, error
 		for _, q := range per {
 			got, want = got+q.Received, want+q.Wanted
 		}
-		if bar == nil && want >= 200 {
+		if bar == nil && want >= 200 && isTerminal(g.stderr) {
 			bar = progressbar.NewOptions(want, progressbar.OptionSetWriter(g.stderr),
 				progressbar.OptionSetDescription("memories"), progressbar.OptionShowCount(),
 				progressbar.OptionSetWidth(30), progressbar.OptionClearOnFinish())

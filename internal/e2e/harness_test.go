@@ -18,7 +18,8 @@ import (
 	"github.com/mmogit/mmogit/internal/testnet"
 )
 
-// bin is the mmogit binary built once for the whole package.
+// bin is the mmogit binary built once for the whole package (with -race,
+// see TestMain).
 var bin string
 
 func TestMain(m *testing.M) {
@@ -32,7 +33,13 @@ func TestMain(m *testing.M) {
 		bin = filepath.Join(dir, "mmogit")
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		cmd := exec.Command("go", "build", "-o", bin, "./cmd/mmogit")
+		// The agents run with the race detector so that checkLogClean's
+		// "DATA RACE" check can fire; MMOGIT_E2E_RACE=0 builds without it.
+		args := []string{"build", "-o", bin}
+		if os.Getenv("MMOGIT_E2E_RACE") != "0" {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/mmogit")...)
 		cmd.Dir = root
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		if err := cmd.Run(); err != nil {
