@@ -31,6 +31,9 @@ type gater struct {
 	mu       sync.Mutex
 	dials    []Dial
 	maxDials int
+	// peerAddrs is the peerstore's address lookup (set once the host
+	// exists), for the hybrid rule in InterceptAddrDial.
+	peerAddrs func(peer.ID) []ma.Multiaddr
 	// phase narrows a peer's mode while Host.Connect runs one phase of a
 	// hybrid connect (tor first, then direct), so that addresses already
 	// in the peerstore cannot jump the queue.
@@ -62,6 +65,28 @@ func (g *gater) modeFor(p peer.ID) (Mode, error) {
 		return ph, nil
 	}
 	return m, nil
+}
+
+func (g *gater) setPeerAddrs(f func(peer.ID) []ma.Multiaddr) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.peerAddrs = f
+}
+
+// hasOnion reports whether the peerstore knows an /onion3 address of p.
+func (g *gater) hasOnion(p peer.ID) bool {
+	g.mu.Lock()
+	f := g.peerAddrs
+	g.mu.Unlock()
+	if f == nil {
+		return false
+	}
+	for _, a := range f(p) {
+		if Classify(a) == ClassOnion {
+			return true
+		}
+	}
+	return false
 }
 
 func (g *gater) setPhase(p peer.ID, m Mode) {
@@ -97,10 +122,19 @@ func (g *gater) InterceptPeerDial(p peer.ID) bool {
 }
 
 // InterceptAddrDial allows an address only if the peer's mode allows its
-// class; in tor mode that is /onion3 and nothing else.
+// class; in tor mode that is /onion3 and nothing else. In hybrid mode,
+// outside Host.Connect's direct phase, a direct address of a peer with a
+// known onion address is refused too: a dial the swarm makes on its own
+// (a stream to an unconnected peer) dials every address at once and would
+// otherwise reach the peer directly, showing it our IP, with no onion
+// attempt first and no warning. Such a peer is reached directly only
+// through Host.Connect's fallback.
 func (g *gater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
 	m, err := g.modeFor(p)
 	ok := err == nil && Allowed(m, a)
+	if ok && m == ModeHybrid && Classify(a) == ClassDirect && g.hasOnion(p) {
+		ok = false
+	}
 	g.record(Dial{Peer: p, Addr: a, Allowed: ok, Time: time.Now()})
 	return ok
 }

@@ -101,6 +101,7 @@ type Config struct {
 // Host is the agent's libp2p host.
 type Host struct {
 	h             host.Host
+	ph            policyHost // h with Connect under the policy, for protocols
 	mode          Mode
 	gater         *gater
 	resolver      *refusingResolver
@@ -164,7 +165,23 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		return nil, fmt.Errorf("p2p: new host: %w", err)
 	}
 	hst.h = h
+	hst.ph = policyHost{Host: h, p: hst}
+	hst.gater.setPeerAddrs(h.Peerstore().Addrs)
 	return hst, nil
+}
+
+// policyHost is the libp2p host as protocols see it: its Connect is
+// Host.Connect, so address filtering and the hybrid order (onion first,
+// direct only after the onion phase, with the warning) apply to every
+// Connect a protocol makes — kad-dht dials peers this way, and so does
+// discovery's bootstrap — not only to the agent's own.
+type policyHost struct {
+	host.Host
+	p *Host
+}
+
+func (ph policyHost) Connect(ctx context.Context, pi peer.AddrInfo) error {
+	return ph.p.Connect(ctx, pi)
 }
 
 func (cfg *Config) check() error {
@@ -282,7 +299,9 @@ func listenAddrs(cfg Config) ([]ma.Multiaddr, error) {
 }
 
 // Host is the underlying libp2p host, for protocols (DHT, sync) to use.
-func (hst *Host) Host() host.Host { return hst.h }
+// Its Connect is Host.Connect (see policyHost); everything else is the
+// libp2p host's.
+func (hst *Host) Host() host.Host { return hst.ph }
 
 // ID is the agent's peer ID.
 func (hst *Host) ID() peer.ID { return hst.h.ID() }

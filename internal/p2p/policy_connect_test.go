@@ -153,3 +153,66 @@ func TestHybridRetriesOnion(t *testing.T) {
 		})
 	}
 }
+
+// TestProtocolDialsFollowPolicy: protocols (kad-dht, discovery's
+// bootstrap) dial through Host().Connect, and the swarm dials on its own
+// for a stream to an unconnected peer. In hybrid mode neither may reach a
+// peer directly before its onion address was tried, nor without the
+// warning that the peer now sees our IP.
+func TestProtocolDialsFollowPolicy(t *testing.T) {
+	newPair := func(t *testing.T, e *env) (a, b *Host, buf *syncBuffer) {
+		bcfg := Config{Identity: testIdentity("b"), Mode: ModeHybrid, ListenTCP: []string{"/ip4/127.0.0.1/tcp/0"}}
+		e.withOnion(&bcfg)
+		b = newHost(t, bcfg)
+		logger, buf := captureLog()
+		a = newHost(t, Config{Identity: testIdentity("a"), Mode: ModeHybrid, OnionDialer: e.dialer(),
+			ListenTCP: []string{"/ip4/127.0.0.1/tcp/0"}, HybridTimeout: 5 * time.Second, Logger: logger})
+		return a, b, buf
+	}
+	t.Run("Host().Connect falls back with the warning", func(t *testing.T) {
+		ctx := testCtx(t)
+		e := newEnv(t)
+		a, b, buf := newPair(t, e)
+		e.srv.Reply(testIdentity("b").OnionAddress(), 0xF6) // not retryable: falls back at once
+		if err := a.Host().Connect(ctx, info(b)); err != nil {
+			t.Fatal(err)
+		}
+		if d := a.Dials(); len(d) == 0 || Classify(d[0].Addr) != ClassOnion {
+			t.Errorf("dials %+v: want the onion address first", d)
+		}
+		if !strings.Contains(buf.String(), "now sees this agent's IP address") {
+			t.Errorf("direct connection without the warning:\n%s", buf.String())
+		}
+	})
+	t.Run("stream to an unconnected peer dials the onion only", func(t *testing.T) {
+		ctx := testCtx(t)
+		e := newEnv(t)
+		a, b, _ := newPair(t, e)
+		a.Host().Peerstore().AddAddrs(b.ID(), b.Addrs(), time.Hour)
+		s, err := a.Host().NewStream(ctx, b.ID(), "/ipfs/ping/1.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Reset()
+		for _, c := range a.Host().Network().ConnsToPeer(b.ID()) {
+			if Classify(c.RemoteMultiaddr()) != ClassOnion {
+				t.Errorf("implicit dial connected over %s", c.RemoteMultiaddr())
+			}
+		}
+		for _, d := range a.Dials() {
+			if d.Allowed && Classify(d.Addr) != ClassOnion {
+				t.Errorf("gater allowed an implicit direct dial: %s", d.Addr)
+			}
+		}
+	})
+	t.Run("tor host: Host().Connect refuses an IP", func(t *testing.T) {
+		e := newEnv(t)
+		a := e.torHost("a")
+		decoy, closeDecoy := trap(t)
+		defer closeDecoy()
+		err := a.Host().Connect(testCtx(t), peer.AddrInfo{ID: testIdentity("b").PeerID(), Addrs: []ma.Multiaddr{decoy}})
+		if !errors.Is(err, ErrPolicy) {
+			t.Fatalf("Host().Connect = %v, want ErrPolicy", err)
+		}
+	})
+}
