@@ -131,7 +131,13 @@ func TestDirectConnectPing(t *testing.T) {
 	if _, err := a.Ping(ctx, b.ID()); err != nil {
 		t.Fatal(err)
 	}
-	av, _ := b.Host().Peerstore().Get(a.ID(), "AgentVersion")
+	// b identifies a on its own schedule; a's ping does not wait for it.
+	var av any
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if av, _ = b.Host().Peerstore().Get(a.ID(), "AgentVersion"); av != nil {
+			break
+		}
+	}
 	if av != UserAgent {
 		t.Errorf("agent version seen by peer = %v, want %q", av, UserAgent)
 	}
