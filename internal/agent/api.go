@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"syscall"
@@ -493,6 +494,13 @@ func (a *Agent) bootstrapPeers() ([]peer.AddrInfo, error) {
 			continue
 		}
 		ai, _ := a.peers.addrInfo(id)
+		if a.peerMode(id) != config.Direct {
+			// Onion addresses only: the DHT may dial a bootstrap peer's
+			// addresses on its own, outside hybrid's onion-first order
+			// (and its warning that the peer then sees our IP). A direct
+			// address is dialed when this agent itself connects.
+			ai.Addrs = slices.DeleteFunc(ai.Addrs, func(m ma.Multiaddr) bool { return !oniontransport.IsOnion(m) })
+		}
 		if len(ai.Addrs) == 0 {
 			continue
 		}
