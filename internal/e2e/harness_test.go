@@ -38,6 +38,11 @@ func TestMain(m *testing.M) {
 		args := []string{"build", "-o", bin}
 		if os.Getenv("MMOGIT_E2E_RACE") != "0" {
 			args = append(args, "-race")
+			if os.Getenv("GORACE") == "" {
+				// The race runtime sleeps 1 s at exit by default: that
+				// is 1 s per CLI call.
+				os.Setenv("GORACE", "atexit_sleep_ms=0")
+			}
 		}
 		cmd := exec.Command("go", append(args, "./cmd/mmogit")...)
 		cmd.Dir = root
