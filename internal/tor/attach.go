@@ -50,12 +50,13 @@ func Attach(ctx context.Context, cfg AttachConfig) (*Daemon, error) {
 	}
 	// Over TCP anything may be listening at the address (tor not yet
 	// started, another program on the port), and the COOKIE method would
-	// hand it the raw cookie. So unless the user configured a password,
-	// insist on SAFECOOKIE, which the peer can only complete by proving it
-	// knows the cookie. A unix socket's permissions already say who is
-	// behind it.
+	// hand it the raw cookie. So over TCP never send the raw cookie, and
+	// unless the user configured a password insist on SAFECOOKIE, which the
+	// peer can only complete by proving it knows the cookie. A unix
+	// socket's permissions already say who is behind it.
+	tcp := network == "tcp"
 	opts := torctl.AuthOptions{CookiePath: cfg.CookiePath, Password: cfg.Password,
-		RequireSafeCookie: network == "tcp" && cfg.Password == ""}
+		RequireSafeCookie: tcp && cfg.Password == "", NoRawCookie: tcp}
 	if err := c.Authenticate(ctx, opts); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("tor: attach %s: %w", cfg.ControlAddr, err)

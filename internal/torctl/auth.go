@@ -95,13 +95,18 @@ type AuthOptions struct {
 	// (tor then always offers SAFECOOKIE), e.g. for a tor we started.
 	// Password, AllowNull and COOKIE are then never used.
 	RequireSafeCookie bool
+	// NoRawCookie never uses the COOKIE method (the raw cookie on the
+	// wire) but still allows SAFECOOKIE and Password: for a TCP port with a
+	// configured password, where whatever answers there must not be handed
+	// the cookie.
+	NoRawCookie bool
 }
 
 // Authenticate runs PROTOCOLINFO and authenticates with the best method tor
 // offers: SAFECOOKIE (verifying tor's server hash, so a fake control port
 // cannot learn the cookie), then COOKIE, then HASHEDPASSWORD, then NULL if
 // AllowNull. With RequireSafeCookie only SAFECOOKIE is acceptable, and its
-// absence is ErrSafeCookieRequired.
+// absence is ErrSafeCookieRequired; NoRawCookie skips COOKIE.
 func (c *Conn) Authenticate(ctx context.Context, opts AuthOptions) error {
 	pi, err := c.ProtocolInfo(ctx)
 	if err != nil {
@@ -123,7 +128,7 @@ func (c *Conn) Authenticate(ctx context.Context, opts AuthOptions) error {
 			return err
 		}
 		return c.authSafeCookie(ctx, cookie)
-	case has("COOKIE") && cookiePath != "":
+	case has("COOKIE") && cookiePath != "" && !opts.NoRawCookie:
 		cookie, err := readCookie(cookiePath)
 		if err != nil {
 			return err
