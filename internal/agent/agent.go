@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -260,19 +261,63 @@ func (a *Agent) listenOnion() (net.Listener, string, error) {
 		return ln, ln.Addr().String(), nil
 	}
 	p := filepath.Join(a.opts.ConfigDir, onionSocketName)
+	var tmpDir string
+	if !usableSocketPath(p) {
+		// ADD_ONION's Port= cannot carry a space or comma, and a unix
+		// socket path is limited to 108 bytes: use a private directory
+		// of our own instead (0700 from MkdirTemp, removed on Close).
+		d, err := os.MkdirTemp("", "mmogit-onion-")
+		if err != nil {
+			return nil, "", fmt.Errorf("agent: onion listener: %w", err)
+		}
+		tmpDir, p = d, filepath.Join(d, onionSocketName)
+		if !usableSocketPath(p) {
+			os.RemoveAll(d)
+			return nil, "", fmt.Errorf("agent: onion listener: neither %s nor %s can be an onion service target (no spaces or commas, at most %d bytes); set TMPDIR to a short plain path", a.opts.ConfigDir, d, maxSocketPath)
+		}
+	}
 	// We hold the agent lock: a socket left here is a dead agent's.
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, "", fmt.Errorf("agent: onion listener: remove stale socket: %w", err)
 	}
 	ln, err := net.Listen("unix", p)
+	if err == nil {
+		err = os.Chmod(p, 0o600)
+		if err != nil {
+			ln.Close()
+		}
+	}
 	if err != nil {
+		if tmpDir != "" {
+			os.RemoveAll(tmpDir)
+		}
 		return nil, "", fmt.Errorf("agent: onion listener: %w", err)
 	}
-	if err := os.Chmod(p, 0o600); err != nil {
-		ln.Close()
-		return nil, "", fmt.Errorf("agent: onion listener: %w", err)
+	if tmpDir != "" {
+		ln = &dirListener{Listener: ln, dir: tmpDir}
 	}
 	return ln, "unix:" + p, nil
+}
+
+// maxSocketPath is what fits sun_path (108 bytes with its NUL) with room
+// to spare.
+const maxSocketPath = 100
+
+// usableSocketPath reports whether p can be an ADD_ONION unix target.
+func usableSocketPath(p string) bool {
+	return len(p) <= maxSocketPath && !strings.ContainsAny(p, " ,\"\\\t\r\n")
+}
+
+// dirListener removes its private directory when closed.
+type dirListener struct {
+	net.Listener
+	dir string
+}
+
+func (l *dirListener) Close() error {
+	err := l.Listener.Close()
+	os.RemoveAll(l.dir)
+	return err
 }
 
 func (a *Agent) hostConfig(onionCfg *p2p.OnionListener) p2p.Config {

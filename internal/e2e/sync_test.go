@@ -87,7 +87,9 @@ func wantMessages(t *testing.T, a *cluster.Agent, texts ...string) {
 // TestTwoAgentsSyncOverOnion: two tor-only agents sync both ways over their
 // onion services, and a second sync with nothing new moves almost nothing.
 func TestTwoAgentsSyncOverOnion(t *testing.T) {
-	ag := startAgents(t, agentSpec{name: "alice"}, agentSpec{name: "bob"})
+	// bob's config dir has a space, like /home/J Doe/.mmogit: tor's
+	// ControlSocket and the ADD_ONION unix target both need care for it.
+	ag := startAgents(t, agentSpec{name: "alice"}, agentSpec{name: "bob smith"})
 	alice, bob := ag[0], ag[1]
 	post(t, alice, "alice 1", "alice 2")
 	post(t, bob, "bob 1")

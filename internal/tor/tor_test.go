@@ -95,6 +95,23 @@ func TestBuildTorrc(t *testing.T) {
 		t.Errorf("long data dir: %q, %v", lines, err)
 	}
 
+	// A home directory with a space: tor splits port lines at spaces.
+	spaced := Config{DataDir: "/home/J Doe/.mmogit/tor-data"}
+	lines, err = buildTorrc(spaced, 1)
+	for _, want := range []string{
+		"DataDirectory /home/J Doe/.mmogit/tor-data",
+		`ControlSocket unix:"/home/J Doe/.mmogit/tor-data/control.sock"`,
+		"Log notice file /home/J Doe/.mmogit/tor-data/tor.log",
+	} {
+		if err != nil || !slices.Contains(lines, want) {
+			t.Errorf("spaced data dir: torrc lacks %q: %q, %v", want, lines, err)
+		}
+	}
+	quoted := Config{DataDir: `/tmp/a"b`}
+	if lines, err = buildTorrc(quoted, 1); err != nil || !slices.Contains(lines, "ControlPort 127.0.0.1:auto") {
+		t.Errorf("data dir with a quote: %q, %v", lines, err)
+	}
+
 	br := base
 	br.UseBridges = true
 	br.Obfs4Proxy = "/usr/bin/obfs4proxy"

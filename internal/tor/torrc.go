@@ -131,8 +131,19 @@ const maxSocketPath = 100
 // port on an automatic loopback port is used instead).
 func controlSocketPath(dataDir string) string {
 	p := filepath.Join(dataDir, "control.sock")
-	if len(p) > maxSocketPath {
-		return ""
+	if len(p) > maxSocketPath || strings.ContainsAny(p, "\"\\") {
+		return "" // too long, or needs escapes tor's quoting would have to get right
+	}
+	return p
+}
+
+// socketValue is p as a ControlSocket value. tor splits port lines at
+// spaces, so a path with one (a home directory like "/home/J Doe") must be
+// given as unix:"path"; DataDirectory and Log file take the rest of the
+// line and need no quoting.
+func socketValue(p string) string {
+	if strings.ContainsAny(p, " \t") {
+		return `unix:"` + p + `"`
 	}
 	return p
 }
@@ -171,7 +182,7 @@ func buildTorrc(cfg Config, pid int) ([]string, error) {
 		"RunAsDaemon 0",
 	}
 	if sock := controlSocketPath(cfg.DataDir); sock != "" {
-		lines = append(lines, "ControlSocket "+sock)
+		lines = append(lines, "ControlSocket "+socketValue(sock))
 	} else {
 		lines = append(lines,
 			"ControlPort 127.0.0.1:auto",
