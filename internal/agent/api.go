@@ -46,6 +46,9 @@ func classify(err error) string {
 	switch {
 	case err == nil:
 		return ""
+	case errors.Is(err, p2p.ErrPolicy):
+		// The transport policy forbids every address of the peer.
+		return "policy"
 	case errors.Is(err, socks.ErrDaemonNotRunning):
 		return "tor_not_running"
 	case errors.Is(err, socks.ErrOnionServiceUnreachable):
@@ -143,9 +146,6 @@ func (a *Agent) Connect(ctx context.Context, req localapi.ConnectRequest) (local
 	}
 	start := time.Now()
 	if err := a.connect(ctx, ai, onionHost); err != nil {
-		if errors.Is(err, p2p.ErrPolicy) {
-			return localapi.ConnectResult{}, &kindError{kind: "policy", err: err}
-		}
 		return localapi.ConnectResult{}, wrapKind(err)
 	}
 	connectDur := time.Since(start)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/mmogit/mmogit/internal/identity"
+	"github.com/mmogit/mmogit/internal/p2p"
 	"github.com/mmogit/mmogit/internal/socks"
 	"github.com/mmogit/mmogit/internal/syncproto"
 )
@@ -70,6 +71,7 @@ func TestClassify(t *testing.T) {
 		want string
 	}{
 		{nil, ""},
+		{fmt.Errorf("sync: %w", &p2p.PolicyError{Mode: p2p.ModeTor}), "policy"},
 		{&socks.Error{Kind: socks.ErrOnionServiceUnreachable}, "onion_unreachable"},
 		{fmt.Errorf("dial: %w", &socks.Error{Kind: socks.ErrDaemonNotRunning}), "tor_not_running"},
 		{&socks.Error{Kind: socks.ErrOnionAuth}, "onion_auth"},
