@@ -104,12 +104,11 @@ func TestHybridRetriesOnion(t *testing.T) {
 		code      byte
 		flipAfter int32
 		wantClass AddrClass
-		wantDials int
-		maxTime   time.Duration
+		wantDials int // F4/F6 fall back at once: one onion dial, no retries
 	}{
-		{"F0 twice then reachable", 0xF0, 2, ClassOnion, 3, hybridTimeout / 2},
-		{"F4 client auth missing", 0xF4, 1000, ClassDirect, 1, 2 * time.Second},
-		{"F6 bad address", 0xF6, 1000, ClassDirect, 1, 2 * time.Second},
+		{"F0 twice then reachable", 0xF0, 2, ClassOnion, 3},
+		{"F4 client auth missing", 0xF4, 1000, ClassDirect, 1},
+		{"F6 bad address", 0xF6, 1000, ClassDirect, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,12 +124,9 @@ func TestHybridRetriesOnion(t *testing.T) {
 			a := newHost(t, Config{Identity: testIdentity("a"), Mode: ModeHybrid, OnionDialer: flip.factory(),
 				ListenTCP: []string{"/ip4/127.0.0.1/tcp/0"}, HybridTimeout: hybridTimeout, Logger: logger})
 
-			start := time.Now()
 			if err := a.Connect(ctx, info(b)); err != nil {
 				t.Fatalf("connect: %v", err)
 			}
-			took := time.Since(start)
-			t.Logf("connected after %v", took)
 			conns := a.Host().Network().ConnsToPeer(b.ID())
 			if len(conns) == 0 {
 				t.Fatal("no connection")
@@ -142,9 +138,6 @@ func TestHybridRetriesOnion(t *testing.T) {
 			}
 			if got := int(flip.dials.Load()); got != tt.wantDials {
 				t.Errorf("%d onion dials, want %d", got, tt.wantDials)
-			}
-			if took > tt.maxTime {
-				t.Errorf("took %v, want under %v", took, tt.maxTime)
 			}
 			warned := strings.Contains(buf.String(), "now sees this agent's IP address")
 			if warned != (tt.wantClass == ClassDirect) {

@@ -142,13 +142,11 @@ func TestTorVersionTimeout(t *testing.T) {
 	os.WriteFile(fake, []byte("#!/bin/sh\nsleep 30\n"), 0o755)
 	defer func(d time.Duration) { versionTimeout = d }(versionTimeout)
 	versionTimeout = 200 * time.Millisecond
-	t0 := time.Now()
+	// The test context outlives the fake tor's sleep only if the version
+	// timeout is ignored; then the error would not say "did not finish".
 	_, _, err := findTor(testCtx(t, 10*time.Second), fake)
 	if !errors.Is(err, ErrTorNotFound) || !strings.Contains(err.Error(), "did not finish") {
 		t.Fatalf("err = %v", err)
-	}
-	if el := time.Since(t0); el > 3*time.Second {
-		t.Fatalf("findTor took %v with a 200 ms timeout", el)
 	}
 }
 
