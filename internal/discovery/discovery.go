@@ -509,12 +509,17 @@ func (d *Discovery) Advertised() (services, addrs []string, ok bool) {
 
 // StopAdvertising stops Run from republishing. Records already in the DHT
 // cannot be withdrawn; the advertisement stops verifying at its expiry
-// (within TTL), after which Discover no longer returns this agent.
+// (within TTL), after which Discover no longer returns this agent. It
+// returns once no publish is in flight, so none lands after it.
 func (d *Discovery) StopAdvertising() {
 	d.mu.Lock()
 	d.advertising = false
 	d.mu.Unlock()
 	d.poke()
+	// publish reads advertising under pubMu: one that started before
+	// finishes here, any later one sees false.
+	d.pubMu.Lock()
+	d.pubMu.Unlock()
 }
 
 // Run is the republish loop. While a set is advertised (Advertise,
