@@ -223,6 +223,7 @@ func (a *Agent) run(ctx context.Context) error {
 	}
 	a.log.Info("agent running", "peer", a.id.PeerID(), "onion", a.id.OnionAddress(), "transport", a.mode())
 	<-ctx.Done()
+	a.peers.flush()
 	return ctx.Err()
 }
 

@@ -85,6 +85,7 @@ type testAgent struct {
 	log   *logBuffer
 	addrs []ma.Multiaddr // where clients dial it
 	own   []memory.Message
+	stop  func() // cancels Run and waits for it; also run at cleanup
 }
 
 type agentSetup struct {
@@ -153,17 +154,21 @@ func startAgent(t testing.TB, s agentSetup) *testAgent {
 	ta.Agent = a
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("agent run: %v", err)
+	var once sync.Once
+	ta.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("agent run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("agent did not stop within 30 s")
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("agent did not stop within 30 s")
-		}
-	})
+		})
+	}
+	t.Cleanup(ta.stop)
 	wait := 30 * time.Second
 	if s.cfg.Transport != config.Direct {
 		wait = 4 * time.Minute

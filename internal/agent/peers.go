@@ -30,8 +30,9 @@ type peerRecord struct {
 type peerBook struct {
 	path string
 
-	mu    sync.Mutex // mu guards peers
+	mu    sync.Mutex // mu guards the fields below
 	peers map[peer.ID]*peerRecord
+	dirty bool // changed since the last save
 }
 
 func loadPeerBook(dir string) (*peerBook, error) {
@@ -97,10 +98,28 @@ func (pb *peerBook) touch(id peer.ID, synced bool) {
 }
 
 // notifiee keeps the last-seen time of known peers current: a known peer
-// is seen whenever a connection to it (either way) opens or closes.
+// is seen whenever a connection to it (either way) opens or closes. It
+// runs on the goroutine that delivers every connection event, so it only
+// updates memory; the next save (add, a sync, flush at stop) writes it.
 func (pb *peerBook) notifiee() network.Notifiee {
-	seen := func(_ network.Network, c network.Conn) { pb.touch(c.RemotePeer(), false) }
+	seen := func(_ network.Network, c network.Conn) {
+		pb.mu.Lock()
+		defer pb.mu.Unlock()
+		if r := pb.peers[c.RemotePeer()]; r != nil {
+			r.LastSeen = time.Now().UTC()
+			pb.dirty = true
+		}
+	}
 	return &network.NotifyBundle{ConnectedF: seen, DisconnectedF: seen}
+}
+
+// flush saves what the notifiee changed since the last save.
+func (pb *peerBook) flush() {
+	pb.mu.Lock()
+	defer pb.mu.Unlock()
+	if pb.dirty {
+		pb.saveLocked()
+	}
 }
 
 func (pb *peerBook) setServices(id peer.ID, services []string) {
@@ -141,6 +160,7 @@ func (pb *peerBook) addrInfo(id peer.ID) (peer.AddrInfo, bool) {
 // saveLocked writes peers.json atomically; errors are not fatal (the book
 // is a cache of what we learned), so they are dropped.
 func (pb *peerBook) saveLocked() {
+	pb.dirty = false
 	recs := make([]*peerRecord, 0, len(pb.peers))
 	for _, r := range pb.peers {
 		recs = append(recs, r)
