@@ -72,7 +72,7 @@ func runInit(a initArgs) error {
 	// one Load would reject (bad mode, corrupt): it may be the only copy.
 	seed := filepath.Join(g.configDir, identity.SeedFile)
 	if _, err := os.Lstat(seed); err == nil && !a.force {
-		return fmt.Errorf("init: %s already exists; nothing was changed. To replace that identity (its key is lost unless you kept its words), rerun with --force", seed)
+		return fmt.Errorf("init: %w: %s (nothing was changed)", identity.ErrExists, seed)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("init: %w", err)
 	}

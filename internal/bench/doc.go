@@ -39,7 +39,8 @@
 //     (also `go test -bench` here and in internal/onion).
 //
 // Run starts and stops every process it needs; nothing outlives it. A
-// default run took 2 min 56 s on 2 shared cores: the network ~8 s, the 20
+// default run took 1 min 50 s on a quiet 2-core machine and 2 min 56 s
+// with other work on its cores; the latter split: the network ~8 s, the 20
 // onion agents (each its own tor) ~36 s from the first start to the last
 // discovery, the 20 direct agents ~14 s, growing the in-process direct
 // network to 100 hosts 17-55 s (setup, not timed), the two 10,000-memory

@@ -84,8 +84,8 @@ var hybridRetryBase = 500 * time.Millisecond
 // (socks.RetryAfter > 0: descriptor not found yet, introduction or
 // rendezvous failed) is retried within it, because whoever chose hybrid
 // chose the onion first and the direct fallback reveals this agent's IP.
-// A failure no retry can fix (bad address, client authorization, tor not
-// running) falls back at once.
+// A failure no retry can fix (bad address, client authorization) falls
+// back at once; tor hanging up mid-dial is retried like the others.
 func (hst *Host) connectHybrid(ctx context.Context, p peer.ID, onion, direct []ma.Multiaddr, hasOnion, hasDirect bool) error {
 	if hst.connected(p) {
 		return nil
