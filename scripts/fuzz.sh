@@ -12,6 +12,7 @@ targets=(
   "./internal/torctl FuzzParseReply"
   "./internal/socks FuzzParseReply"
   "./internal/syncproto FuzzDecodeFrame"
+  "./internal/syncproto FuzzReadFrame"
   "./internal/discovery FuzzDecodeVerify"
 )
 cache=$(go env GOCACHE)/fuzz/github.com/mmogit/mmogit

@@ -56,6 +56,38 @@ func TestFrameVectors(t *testing.T) {
 	}
 }
 
+// FuzzReadFrame drives the streaming reader the agent uses (ReadFrame over
+// an io.Reader, body buffers grown as bytes arrive) with input delivered in
+// small reads: it never panics and agrees with DecodeFrame on every input.
+// (That a big header alone allocates at most firstChunk is checked by
+// TestReadFrameAllocatesAsBytesArrive.)
+func FuzzReadFrame(f *testing.F) {
+	f.Add([]byte("\x00\x00\x00\x3a"+`{"msg_type":"Ping","payload":{"nonce":7},"signature":null}`), uint8(3))
+	f.Add([]byte{0x00, 0x9f, 0xff, 0xff, '{'}, uint8(1))
+	f.Fuzz(func(t *testing.T, b []byte, chunk uint8) {
+		r := iotest.OneByteReader(bytes.NewReader(b))
+		if chunk > 1 {
+			r = &chunkReader{r: bytes.NewReader(b), n: int(chunk)}
+		}
+		m, n, err := ReadFrame(r, MaxFrame)
+		dm, dn, derr := DecodeFrame(b, MaxFrame)
+		if (err == nil) != (derr == nil) {
+			t.Fatalf("ReadFrame err %v, DecodeFrame err %v", err, derr)
+		}
+		if err == nil && (n != dn || m.Type != dm.Type || !bytes.Equal(m.Payload, dm.Payload)) {
+			t.Fatalf("ReadFrame %+v/%d, DecodeFrame %+v/%d", m, n, dm, dn)
+		}
+	})
+}
+
+// chunkReader returns at most n bytes per Read.
+type chunkReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
 // FuzzDecodeFrame: decoding never panics, never accepts more than the cap,
 // and whatever decodes re-encodes to a frame that decodes the same.
 func FuzzDecodeFrame(f *testing.F) {
