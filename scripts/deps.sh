@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what mmogit needs on a fresh Debian machine that has Go:
-# tor (>= 0.4.8), obfs4proxy (bridge tests), git, and the Go modules.
+# tor (>= 0.4.8), obfs4proxy (bridge tests), git, strace (the anonymity
+# trace test), python3 (advertisement vector cross-check), and the Go modules.
 set -euo pipefail
 need=()
 command -v tor >/dev/null 2>&1 || need+=(tor)
@@ -8,6 +9,8 @@ command -v tor-gencert >/dev/null 2>&1 || need+=(tor)
 command -v obfs4proxy >/dev/null 2>&1 || need+=(obfs4proxy)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v strace >/dev/null 2>&1 || need+=(strace)
+# python3 runs the independent cross-check of the advertisement vectors.
+command -v python3 >/dev/null 2>&1 || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
