@@ -18,8 +18,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/mmogit/mmogit/internal/agent"
+	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/memory"
 	"github.com/mmogit/mmogit/internal/syncproto"
+	"github.com/mmogit/mmogit/internal/testnet"
 )
 
 // abuseIdle is the agent's sync idle timeout in these tests (30 s in
@@ -95,7 +97,19 @@ func TestAbuse(t *testing.T) {
 	defer cancel()
 	t.Run("garbage", func(t *testing.T) { testGarbage(t, ctx, ta) })
 	t.Run("slowloris", func(t *testing.T) { testSlowloris(t, ctx, ta) })
-	t.Run("forged message after hello", func(t *testing.T) { testForgedAfterHello(t, ctx, ta) })
+	t.Run("forged message after hello", func(t *testing.T) { testForgedAfterHello(t, ctx, ta, "") })
+}
+
+// TestForgedOverOnion: the same misbehaving peer, reaching a tor-only agent
+// through its onion service on the private Tor network.
+func TestForgedOverOnion(t *testing.T) {
+	nw := testnet.Shared(t)
+	cfg := config.Default() // tor only
+	cfg.Services = nil
+	ta := startAgent(t, agentSetup{cfg: cfg, torrc: nw.Info().ClientTorrc, messages: 5})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	testForgedAfterHello(t, ctx, ta, nw.SocksAddr())
 }
 
 // forgingStore is a misbehaving peer's store: next to its honest messages
@@ -129,8 +143,8 @@ func (s *forgingStore) Get(ctx context.Context, ids []string) ([]memory.Message,
 // then, among honest messages, serves one whose signature does not match:
 // the agent verifies every message, rejects and counts the forged one,
 // stores the honest ones and nothing else.
-func testForgedAfterHello(t *testing.T, ctx context.Context, ta *testAgent) {
-	c := newClient(t, 3, "")
+func testForgedAfterHello(t *testing.T, ctx context.Context, ta *testAgent, socksAddr string) {
+	c := newClient(t, 3, socksAddr)
 	forged := memory.Sign(c.id.Private, "signed content", time.Now())
 	forged.Content = "edited after signing"
 	if forged.Verify() == nil {
