@@ -150,6 +150,7 @@ func (t *torSupervisor) publish(ctx context.Context) error {
 		VirtualPort: c.OnionPort,
 		Target:      t.a.onionTarget,
 		PoW:         c.PoW,
+		MaxStreams:  c.MaxStreams,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: publish onion service: %w", err)

@@ -77,6 +77,10 @@ type TorSettings struct {
 	BootstrapTimeout Duration `json:"bootstrap_timeout"`
 	// PoW enables onion-service proof-of-work DoS defences when tor has them.
 	PoW bool `json:"pow"`
+	// MaxStreams caps concurrent streams per rendezvous circuit of the
+	// onion service (0 = tor's default, unlimited); a client opening more
+	// has its circuit closed.
+	MaxStreams int `json:"max_streams,omitempty"`
 	// Attach uses an already running tor instead of starting one.
 	Attach *Attach `json:"attach,omitempty"`
 	// ExtraTorrc lines are appended to the generated torrc.
@@ -162,6 +166,9 @@ func (c *Config) Validate() error {
 	t := c.Tor
 	if t.OnionPort <= 0 || t.OnionPort > 65535 {
 		return fieldErr("tor.onion_port", "%d out of range 1..65535", t.OnionPort)
+	}
+	if t.MaxStreams < 0 || t.MaxStreams > 65535 {
+		return fieldErr("tor.max_streams", "%d out of range 0..65535 (0 = unlimited)", t.MaxStreams)
 	}
 	if err := positive("tor.bootstrap_timeout", t.BootstrapTimeout, 0); err != nil {
 		return err

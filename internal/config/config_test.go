@@ -60,6 +60,7 @@ func TestLoadErrors(t *testing.T) {
 		{"newline in obfs4proxy", `{"tor":{"obfs4proxy":"/x\nControlPort 1"}}`, `field "tor.obfs4proxy"`},
 		{"bad port", `{"tor":{"onion_port":70000}}`, `field "tor.onion_port": 70000 out of range`},
 		{"zero port", `{"tor":{"onion_port":0}}`, `field "tor.onion_port"`},
+		{"negative max_streams", `{"tor":{"max_streams":-1}}`, `field "tor.max_streams": -1 out of range`},
 		{"empty service", `{"services":["memory_sync",""]}`, `field "services[1]"`},
 		{"space in bootstrap", `{"bootstrap":["abc def.onion"]}`, `field "bootstrap[0]"`},
 	}
