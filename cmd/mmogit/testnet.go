@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -135,7 +132,7 @@ func testnetStatus(ctx context.Context, dir string) error {
 	}
 	out := testnetStatusOut{Dir: dir, Processes: []testnetProc{}, Socks: info.Socks, Control: info.Control, Cookie: info.Cookie, BridgeLine: info.BridgeLine}
 	for _, pid := range info.PIDs {
-		node, ok := torOfDir(pid, dir)
+		node, ok := testnet.NodeProcess(pid, dir)
 		out.Processes = append(out.Processes, testnetProc{PID: pid, Node: node, Running: ok})
 		if ok {
 			out.Alive++
@@ -185,37 +182,6 @@ func testnetStatus(ctx context.Context, dir string) error {
 		return &exitError{code: exitFailure}
 	}
 	return nil
-}
-
-// torOfDir reports whether pid is a live (not zombie) process whose
-// command line points into dir, as the network's tor processes do
-// (`tor -f DIR/NODE/torrc`), and names its node. A recorded PID reused by
-// an unrelated process does not count.
-func torOfDir(pid int, dir string) (node string, ok bool) {
-	if pid <= 0 || syscall.Kill(pid, 0) == syscall.ESRCH {
-		return "", false
-	}
-	proc := "/proc/" + strconv.Itoa(pid)
-	if stat, err := os.ReadFile(proc + "/stat"); err == nil {
-		if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			return "", false
-		}
-	}
-	b, err := os.ReadFile(proc + "/cmdline")
-	if err != nil {
-		return "", false
-	}
-	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-	prefix := dir + string(filepath.Separator)
-	for i, a := range args {
-		if strings.HasPrefix(a, prefix) {
-			if i > 0 && args[i-1] == "-f" {
-				node = filepath.Base(filepath.Dir(a))
-			}
-			ok = true
-		}
-	}
-	return node, ok
 }
 
 // clientBootstrap asks the network's client tor for its bootstrap progress.

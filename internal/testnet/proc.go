@@ -204,3 +204,20 @@ func processUsesDir(pid int, dir string) bool {
 	}
 	return bytes.Contains(b, []byte(dir+string(filepath.Separator)))
 }
+
+// NodeProcess reports whether pid is a live tor process of the network in
+// dir (a recorded PID reused by an unrelated process does not count) and
+// names its node, from its `tor -f DIR/NODE/torrc` command line.
+func NodeProcess(pid int, dir string) (node string, ok bool) {
+	if pid <= 0 || !processAlive(pid) || !processUsesDir(pid, dir) {
+		return "", false
+	}
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	for i, a := range args {
+		if i > 0 && args[i-1] == "-f" && strings.HasPrefix(a, dir+string(filepath.Separator)) {
+			node = filepath.Base(filepath.Dir(a))
+		}
+	}
+	return node, true
+}
