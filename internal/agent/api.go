@@ -182,47 +182,42 @@ func (a *Agent) connect(ctx context.Context, ai peer.AddrInfo, onionHost string)
 			return fmt.Errorf("agent: no known address for %s; give its onion address or multiaddr", ai.ID)
 		}
 	}
-	// Only what the transport policy lets us dial is dialed or stored: a
-	// tor-only agent keeps no IP or DNS address in peers.json, and a
-	// target whose every address is refused fails with the policy error
-	// (mode and address named) instead of "connected" over another path.
-	allowed, refused, mode, err := a.host.Dialable(ai.ID, ai.Addrs)
-	if err != nil {
-		return fmt.Errorf("agent: connect %s: %w", ai.ID, err)
-	}
-	if len(allowed) == 0 {
-		return &p2p.PolicyError{Peer: ai.ID, Mode: mode, Refused: refused}
-	}
-	if len(refused) > 0 {
-		a.log.Info("ignoring addresses the transport policy forbids", "peer", ai.ID, "mode", mode, "refused", fmt.Sprint(refused))
-	}
-	ai.Addrs = allowed
 	// A dial the user (or a sync) asks for now must not be refused
 	// because an automatic redial failed while tor was restarting.
 	if sw, ok := a.host.Host().Network().(*swarm.Swarm); ok {
 		sw.Backoff().Clear(ai.ID)
 	}
+	// Host.Connect dials only what the transport policy allows, logs what
+	// it refuses, and fails with the policy error (mode and address named)
+	// when it refuses every address, instead of "connected" over another
+	// path.
 	if err := a.host.Connect(ctx, ai); err != nil {
 		return err
 	}
-	a.peers.add(ai, onionHost)
+	a.peers.add(peer.AddrInfo{ID: ai.ID, Addrs: a.dialable(ai.ID, ai.Addrs)}, onionHost)
 	a.peers.touch(ai.ID, false)
 	return nil
 }
 
 // rememberPeer stores the announced addresses of a connected peer.
 func (a *Agent) rememberPeer(id peer.ID) {
-	var addrs []ma.Multiaddr
-	for _, m := range a.host.Host().Peerstore().Addrs(id) {
-		if oniontransport.IsOnion(m) || a.peerMode(id) != config.Tor {
-			addrs = append(addrs, m)
-		}
-	}
+	addrs := a.dialable(id, a.host.Host().Peerstore().Addrs(id))
 	onionHost := ""
 	if pub, err := identity.PublicFromPeerID(id); err == nil {
 		onionHost = onion.Hostname(pub)
 	}
 	a.peers.add(peer.AddrInfo{ID: id, Addrs: addrs}, onionHost)
+}
+
+// dialable keeps the addresses the transport policy lets this agent dial
+// to id: only those are stored, so a tor-only agent keeps no IP or DNS
+// address in peers.json.
+func (a *Agent) dialable(id peer.ID, addrs []ma.Multiaddr) []ma.Multiaddr {
+	allowed, _, _, err := a.host.Dialable(id, addrs)
+	if err != nil {
+		return nil
+	}
+	return allowed
 }
 
 // syncOptions are the sync protocol settings the agent uses.
