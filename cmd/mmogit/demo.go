@@ -231,7 +231,8 @@ func postDemoMemories(ctx context.Context, ag *cluster.Agent, name string) error
 	if _, err := st.Post(ctx, ag.ID.Private, "hello from "+name); err != nil {
 		return err
 	}
-	mem, err := memory.NewMemory("observation", name+" can reach its peers only through onion services", []string{"demo", "tor"}, 0.9)
+	confidence := 0.9
+	mem, err := memory.NewMemory("observation", name+" can reach its peers only through onion services", []string{"demo", "tor"}, &confidence)
 	if err != nil {
 		return err
 	}

@@ -194,7 +194,7 @@ func newRememberCmd() *cobra.Command {
 			if cmd.Flags().Changed("confidence") {
 				conf = &a.confidence
 			}
-			mem, err := memory.NewMemoryOpt(a.typ, args[0], a.tags, conf)
+			mem, err := memory.NewMemory(a.typ, args[0], a.tags, conf)
 			if err != nil {
 				return err
 			}

@@ -158,17 +158,12 @@ const DefaultObservationConfidence = 0.5
 
 // NewMemory builds a structured memory of type typ (observation, learning,
 // relationship, task, experience, reflection or question, any case) with
-// text in the type's main field and the given confidence, which must lie in
-// [0, 1]. The first tag, if any, fills the type's subject-like field
-// (subject, topic, entity).
-func NewMemory(typ, text string, tags []string, confidence float64) (Memory, error) {
-	return NewMemoryOpt(typ, text, tags, &confidence)
-}
-
-// NewMemoryOpt is NewMemory with an optional confidence: when nil, only an
-// observation gets one (DefaultObservationConfidence) and other types carry
-// none, so that a recall with a minimum confidence does not hide them.
-func NewMemoryOpt(typ, text string, tags []string, confidence *float64) (Memory, error) {
+// text in the type's main field. The first tag, if any, fills the type's
+// subject-like field (subject, topic, entity). confidence, if not nil,
+// must lie in [0, 1]; when nil only an observation gets one
+// (DefaultObservationConfidence) and other types carry none, so that a
+// recall with a minimum confidence does not hide them.
+func NewMemory(typ, text string, tags []string, confidence *float64) (Memory, error) {
 	t, err := ParseType(typ)
 	if err == nil && t == Custom {
 		err = fmt.Errorf("%w %q: custom memories need a schema (valid types: observation, learning, relationship, task, experience, reflection, question)", ErrUnknownType, typ)

@@ -25,7 +25,7 @@ func TestNewMemoryMainField(t *testing.T) {
 		{"question", Question, func(p Payload) string { return p.Question }},
 	}
 	for _, tc := range tests {
-		m, err := NewMemoryOpt(tc.typ, "the text", []string{"rust"}, conf(0.5))
+		m, err := NewMemory(tc.typ, "the text", []string{"rust"}, conf(0.5))
 		if err != nil {
 			t.Fatalf("%s: %v", tc.typ, err)
 		}
@@ -44,7 +44,7 @@ func TestNewMemoryMainField(t *testing.T) {
 }
 
 func TestMemoryJSONShape(t *testing.T) {
-	m, _ := NewMemoryOpt("observation", "gits are trees", []string{"git"}, conf(0.9))
+	m, _ := NewMemory("observation", "gits are trees", []string{"git"}, conf(0.9))
 	js, _ := m.JSON()
 	var raw map[string]any
 	if err := json.Unmarshal([]byte(js), &raw); err != nil {
@@ -75,7 +75,7 @@ func conf(c float64) *float64 { return &c }
 // carry none, so a recall with a minimum does not hide them.
 func TestConfidenceOnlyWhenGiven(t *testing.T) {
 	for _, typ := range []string{"learning", "relationship", "task", "experience", "reflection", "question"} {
-		m, err := NewMemoryOpt(typ, "x", nil, nil)
+		m, err := NewMemory(typ, "x", nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,11 +84,11 @@ func TestConfidenceOnlyWhenGiven(t *testing.T) {
 			t.Errorf("%s without --confidence: %s", typ, js)
 		}
 	}
-	m, _ := NewMemoryOpt("observation", "x", nil, nil)
+	m, _ := NewMemory("observation", "x", nil, nil)
 	if m.Memory.Confidence == nil || *m.Memory.Confidence != DefaultObservationConfidence {
 		t.Errorf("observation without confidence: %+v", m.Memory)
 	}
-	m, _ = NewMemory("task", "x", nil, 0)
+	m, _ = NewMemory("task", "x", nil, conf(0))
 	if js, _ := m.JSON(); !strings.Contains(js, `"confidence":0`) {
 		t.Errorf("explicit confidence 0 dropped: %s", js)
 	}
@@ -102,7 +102,7 @@ func TestRequiredFieldsEmitted(t *testing.T) {
 		"observation": {"subject": `"general"`, "insight": `""`, "confidence": `0.5`},
 	}
 	for typ, want := range cases {
-		m, err := NewMemoryOpt(typ, "", nil, nil)
+		m, err := NewMemory(typ, "", nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,21 +122,21 @@ func TestRequiredFieldsEmitted(t *testing.T) {
 		}
 	}
 	// Other types do not grow Learning's fields.
-	m, _ := NewMemoryOpt("task", "t", nil, nil)
+	m, _ := NewMemory("task", "t", nil, nil)
 	if js, _ := m.JSON(); strings.Contains(js, "applicable_to") || strings.Contains(js, "context") {
 		t.Errorf("task: %s", js)
 	}
 }
 
 func TestMemoryErrors(t *testing.T) {
-	_, err := NewMemoryOpt("dream", "x", nil, conf(0.5))
+	_, err := NewMemory("dream", "x", nil, conf(0.5))
 	if !errors.Is(err, ErrUnknownType) || !strings.Contains(err.Error(), "observation, learning, relationship, task, experience, reflection, question") {
 		t.Fatalf("unknown type: %v", err)
 	}
-	if _, err := NewMemoryOpt("custom", "x", nil, conf(0.5)); !errors.Is(err, ErrUnknownType) {
+	if _, err := NewMemory("custom", "x", nil, conf(0.5)); !errors.Is(err, ErrUnknownType) {
 		t.Fatalf("custom: %v", err)
 	}
-	if _, err := NewMemoryOpt("task", "x", nil, conf(1.5)); err == nil {
+	if _, err := NewMemory("task", "x", nil, conf(1.5)); err == nil {
 		t.Fatal("confidence 1.5 accepted")
 	}
 	for _, c := range []string{"plain text", `{"id":"x"}`, `[1]`} {
@@ -155,7 +155,7 @@ func TestRecall(t *testing.T) {
 	k := testKey(t)
 	post := func(typ, text string, tags []string, conf *float64, age time.Duration, expired bool) {
 		t.Helper()
-		m, err := NewMemoryOpt(typ, text, tags, conf)
+		m, err := NewMemory(typ, text, tags, conf)
 		if err != nil {
 			t.Fatal(err)
 		}
