@@ -18,8 +18,9 @@ import (
 
 const vectorOnion = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion"
 
-// echoListener is a real TCP destination that echoes one connection.
-func echoListener(t *testing.T) net.Listener {
+// serveTCP listens on loopback until the test ends and runs handle, in
+// the accept loop, for every connection.
+func serveTCP(t *testing.T, handle func(net.Conn)) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -32,10 +33,15 @@ func echoListener(t *testing.T) net.Listener {
 			if err != nil {
 				return
 			}
-			go func() { io.Copy(c, c); c.Close() }()
+			handle(c)
 		}
 	}()
 	return ln
+}
+
+// echoListener is a real TCP destination that echoes one connection.
+func echoListener(t *testing.T) net.Listener {
+	return serveTCP(t, func(c net.Conn) { go func() { io.Copy(c, c); c.Close() }() })
 }
 
 func TestDialRouteAndIsolation(t *testing.T) {
@@ -240,29 +246,16 @@ func TestTorDiesMidDial(t *testing.T) {
 // scriptedProxy plays the server side of a no-auth handshake, reads the
 // CONNECT and answers reply (nil: close).
 func scriptedProxy(t *testing.T, reply []byte) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b := make([]byte, 3)
-			io.ReadFull(c, b) // 05 01 00
-			c.Write([]byte{0x05, 0x00})
-			hdr := make([]byte, 5)
-			io.ReadFull(c, hdr) // 05 01 00 03 len
-			io.ReadFull(c, make([]byte, int(hdr[4])+2))
-			c.Write(reply)
-			c.Close()
-		}
-	}()
-	return ln.Addr().String()
+	return serveTCP(t, func(c net.Conn) {
+		b := make([]byte, 3)
+		io.ReadFull(c, b) // 05 01 00
+		c.Write([]byte{0x05, 0x00})
+		hdr := make([]byte, 5)
+		io.ReadFull(c, hdr) // 05 01 00 03 len
+		io.ReadFull(c, make([]byte, int(hdr[4])+2))
+		c.Write(reply)
+		c.Close()
+	}).Addr().String()
 }
 
 // TestGarbageVersusHangup keeps the two apart at the CONNECT step: a
@@ -294,26 +287,13 @@ func TestGarbageVersusHangup(t *testing.T) {
 // rawProxy accepts connections, reads the greeting and writes answer, then
 // closes: a misbehaving proxy.
 func rawProxy(t *testing.T, answer []byte) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if answer != nil {
-				c.Read(make([]byte, 3))
-				c.Write(answer)
-			}
-			c.Close()
+	return serveTCP(t, func(c net.Conn) {
+		if answer != nil {
+			c.Read(make([]byte, 3))
+			c.Write(answer)
 		}
-	}()
-	return ln.Addr().String()
+		c.Close()
+	}).Addr().String()
 }
 
 func TestProtocolErrors(t *testing.T) {
