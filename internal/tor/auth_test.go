@@ -103,29 +103,18 @@ func TestManagedRequiresSafeCookie(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "control_auth_cookie"), cookie, 0o600)
 	// The fake listens on TCP; the managed tor's control port is the
 	// socket in its data directory, so forward one to the other.
-	ln, err := net.Listen("unix", controlSocketPath(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
+	serve(t, "unix", controlSocketPath(dir), func(c net.Conn) {
+		go func() {
+			defer c.Close()
+			s, err := net.Dial("tcp", srv.Addr())
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				s, err := net.Dial("tcp", srv.Addr())
-				if err != nil {
-					return
-				}
-				defer s.Close()
-				go io.Copy(s, c)
-				io.Copy(c, s)
-			}()
-		}
-	}()
+			defer s.Close()
+			go io.Copy(s, c)
+			io.Copy(c, s)
+		}()
+	})
 	d := &Daemon{cfg: Config{DataDir: dir}, output: &tailBuffer{max: 1}, done: make(chan struct{})}
 	err = d.connect(testCtx(t, 5*time.Second))
 	if !errors.Is(err, torctl.ErrSafeCookieRequired) {

@@ -163,11 +163,11 @@ func awaitGone(ps []proc, d time.Duration) []proc {
 	}
 }
 
-// echoListener is a local TCP echo server for onion services to forward
-// to, closed at the end of the test.
-func echoListener(t *testing.T) net.Listener {
+// serve listens on network/addr until the test ends and runs handle, in
+// the accept loop, for every connection.
+func serve(t *testing.T, network, addr string, handle func(net.Conn)) net.Listener {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,13 +178,21 @@ func echoListener(t *testing.T) net.Listener {
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
+			handle(c)
 		}
 	}()
 	return ln
+}
+
+// echoListener is a local TCP echo server for onion services to forward
+// to, closed at the end of the test.
+func echoListener(t *testing.T) net.Listener {
+	return serve(t, "tcp", "127.0.0.1:0", func(c net.Conn) {
+		go func() {
+			defer c.Close()
+			io.Copy(c, c)
+		}()
+	})
 }
 
 // echo writes msg on c and reads it back.

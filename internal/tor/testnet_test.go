@@ -61,21 +61,10 @@ func TestTestnetBootstrapPublishDial(t *testing.T) {
 		t.Fatal("no SOCKS address after bootstrap")
 	}
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Write([]byte("hello from the onion\n"))
-			c.Close()
-		}
-	}()
+	ln := serve(t, "tcp", "127.0.0.1:0", func(c net.Conn) {
+		c.Write([]byte("hello from the onion\n"))
+		c.Close()
+	})
 
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	s, err := d.Publish(ctx, ServiceConfig{Key: key, VirtualPort: 80, Target: ln.Addr().String(), PoW: true})
