@@ -373,19 +373,27 @@ type acceptAll struct{}
 func (acceptAll) Validate(string, []byte) error        { return nil }
 func (acceptAll) Select(string, [][]byte) (int, error) { return 0, nil }
 
-// A provider that serves a forged advertisement for itself is dropped and
-// counted; the honest one is kept.
-func TestDiscoverDropsForgedProvider(t *testing.T) {
-	nodes := newNet(t, 2, Options{})
-	evilID := testIdentity("evil")
-	evilHost := newHost(t, evilID)
-	evil, err := New(evilHost, evilID, Options{DHTOptions: []dht.Option{
+// newEvilNode is a discovery node whose DHT stores whatever it is given
+// (acceptAll), to play a provider that serves bad records.
+func newEvilNode(t *testing.T, name string) (*identity.Identity, host.Host, *Discovery) {
+	t.Helper()
+	id := testIdentity(name)
+	h := newHost(t, id)
+	d, err := New(h, id, Options{DHTOptions: []dht.Option{
 		dht.Validator(record.NamespacedValidator{Namespace: acceptAll{}}),
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { evil.Close() })
+	t.Cleanup(func() { d.Close() })
+	return id, h, d
+}
+
+// A provider that serves a forged advertisement for itself is dropped and
+// counted; the honest one is kept.
+func TestDiscoverDropsForgedProvider(t *testing.T) {
+	nodes := newNet(t, 2, Options{})
+	evilID, _, evil := newEvilNode(t, "evil")
 	if err := evil.Bootstrap(ctxT(t), []peer.AddrInfo{info(nodes[0].h)}); err != nil {
 		t.Fatal(err)
 	}
@@ -661,15 +669,7 @@ func TestSeqRaisedAboveNetworkAfterBootstrap(t *testing.T) {
 // verified, with nothing newer in the DHT, is ErrReplayed: from Lookup,
 // from fetch, and counted as dropped by Discover.
 func TestReplayedAdvertisementFromProvider(t *testing.T) {
-	evilID := testIdentity("replayer")
-	evilHost := newHost(t, evilID)
-	evil, err := New(evilHost, evilID, Options{DHTOptions: []dht.Option{
-		dht.Validator(record.NamespacedValidator{Namespace: acceptAll{}}),
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { evil.Close() })
+	evilID, evilHost, evil := newEvilNode(t, "replayer")
 	// The observer is a DHT client, so the only copy of the record is the
 	// one the provider holds.
 	obs := newNode(t, "observer", Options{DHTOptions: []dht.Option{dht.Mode(dht.ModeClient)}})
