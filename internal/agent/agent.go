@@ -87,7 +87,6 @@ type Agent struct {
 	retryWait   func(time.Duration) time.Duration
 
 	mu        sync.Mutex // mu guards the fields below
-	services  []string
 	lastErr   string
 	advertCtx context.CancelFunc
 }
@@ -120,7 +119,7 @@ func New(opts Options) (*Agent, error) {
 	}
 	a := &Agent{
 		opts: opts, id: opts.Identity, log: opts.Logger, store: st, peers: pb, lock: lock,
-		start: time.Now(), services: opts.Config.Services, ready: make(chan struct{}),
+		start: time.Now(), ready: make(chan struct{}),
 	}
 	if a.needsTor() {
 		// Set here, before Run serves the API: Status and Rotate read it
@@ -205,10 +204,7 @@ func (a *Agent) run(ctx context.Context) error {
 		return err
 	}
 	a.disc = d
-	a.mu.Lock()
-	services := a.services
-	a.mu.Unlock()
-	if len(services) > 0 {
+	if services := a.opts.Config.Services; len(services) > 0 {
 		// Published by keepAdvertising's loop once the DHT has peers. With
 		// none configured nothing is advertised until `tor advertise`.
 		if err := d.SetAdvertised(services, a.directAddrs()); err != nil {

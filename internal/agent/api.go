@@ -99,8 +99,14 @@ func (a *Agent) Status(ctx context.Context) localapi.Status {
 		StartedAt: a.start, PeersKnown: len(a.peers.list()),
 		Goroutines: runtime.NumGoroutine(), RSSBytes: selfRSS(),
 	}
+	// What is advertised is the discovery loop's set (normalized, and
+	// what `tor advertise` last gave); before start, the configured one.
+	st.Services = append([]string{}, a.opts.Config.Services...)
+	if a.started() {
+		kept, _, _ := a.disc.Advertised()
+		st.Services = append([]string{}, kept...)
+	}
 	a.mu.Lock()
-	st.Services = append([]string{}, a.services...)
 	st.Error = a.lastErr
 	a.mu.Unlock()
 	if a.tor != nil {
@@ -386,12 +392,7 @@ func (a *Agent) Advertise(ctx context.Context, req localapi.AdvertiseRequest) (l
 	}
 	ad, err := a.disc.Advertise(ctx, services, a.directAddrs())
 	// The set is kept (and retried by keepAdvertising) even when this
-	// first publish failed, e.g. before the DHT has peers.
-	if kept, _, ok := a.disc.Advertised(); ok {
-		a.mu.Lock()
-		a.services = kept
-		a.mu.Unlock()
-	}
+	// first publish failed, e.g. before the DHT has peers; Status shows it.
 	if err != nil {
 		return localapi.Advertisement{}, wrapKind(fmt.Errorf("%w (kept; the agent retries)", err))
 	}
