@@ -271,7 +271,10 @@ func testIdentity(name string) *identity.Identity {
 func newMallory(t *testing.T) *mallory {
 	t.Helper()
 	id := testIdentity("mallory")
-	base := &socks.Dialer{ProxyAddr: testnet.Shared(t).SocksAddr(), Timeout: 60 * time.Second}
+	// A short per-dial limit: tor occasionally sits on a rendezvous that
+	// will not complete, and connect retries (as the agent does) rather
+	// than spending the whole test's budget on one stuck dial.
+	base := &socks.Dialer{ProxyAddr: testnet.Shared(t).SocksAddr(), Timeout: 20 * time.Second}
 	h, err := p2p.New(context.Background(), p2p.Config{Identity: id, Mode: p2p.ModeTor,
 		OnionDialer: func(p peer.ID) oniontransport.ContextDialer { return base.ForPeer(p.String()) }})
 	if err != nil {
@@ -294,11 +297,12 @@ func newMallory(t *testing.T) *mallory {
 }
 
 // connect dials an agent's onion service, retrying while the descriptor is
-// not yet fetched.
+// not yet fetched or a dial stalled.
 func (m *mallory) connect(ctx context.Context, a *cluster.Agent) error {
 	for {
 		_, err := m.host.ConnectOnion(ctx, a.ID.OnionAddress(), config.Default().Tor.OnionPort)
-		if err == nil || !errors.Is(err, socks.ErrOnionServiceUnreachable) || ctx.Err() != nil {
+		transient := errors.Is(err, socks.ErrOnionServiceUnreachable) || errors.Is(err, context.DeadlineExceeded)
+		if err == nil || !transient || ctx.Err() != nil {
 			return err
 		}
 		m.host.Host().Network().(*swarm.Swarm).Backoff().Clear(a.ID.PeerID())
