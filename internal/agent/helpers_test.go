@@ -208,7 +208,7 @@ type client struct {
 // onionDialer dials through the private network's client tor, one SOCKS
 // identity (circuit) per peer.
 func onionDialer(via string) func(peer.ID) oniontransport.ContextDialer {
-	base := &socks.Dialer{ProxyAddr: via, Timeout: 60 * time.Second}
+	base := &socks.Dialer{ProxyAddr: via, Timeout: 20 * time.Second}
 	return func(p peer.ID) oniontransport.ContextDialer { return base.ForPeer(p.String()) }
 }
 
@@ -245,7 +245,9 @@ func newClient(t testing.TB, messages int, socksAddr string) *client {
 func (c *client) connect(ctx context.Context, ta *testAgent) error {
 	for {
 		err := c.host.Connect(ctx, peer.AddrInfo{ID: ta.peerID(), Addrs: ta.addrs})
-		if err == nil || socks.RetryAfter(err) <= 0 || ctx.Err() != nil {
+		// A stalled dial (tor sitting on a rendezvous) is retried too.
+		transient := socks.RetryAfter(err) > 0 || errors.Is(err, context.DeadlineExceeded)
+		if err == nil || !transient || ctx.Err() != nil {
 			return err
 		}
 		if sw, ok := c.host.Host().Network().(*swarm.Swarm); ok {
