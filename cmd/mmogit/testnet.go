@@ -66,7 +66,7 @@ report is printed either way; --json gives it as one object, with "running").`,
 		c.Flags().StringVar(&a.dir, "dir", "", "directory of the network (required)")
 		c.MarkFlagRequired("dir")
 	}
-	up.Flags().IntVar(&a.relays, "relays", 1, "extra relays beyond the 3 authorities")
+	up.Flags().IntVar(&a.relays, "relays", testnet.DefaultRelays, "extra relays beyond the 3 authorities")
 	up.Flags().BoolVar(&a.bridge, "bridge", false, "also run an obfs4 bridge inside the network")
 	cmd.AddCommand(up, status, down)
 	return cmd

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -298,13 +299,18 @@ func newMallory(t *testing.T) *mallory {
 
 // connect dials an agent's onion service, retrying while the descriptor is
 // not yet fetched or a dial stalled.
-func (m *mallory) connect(ctx context.Context, a *cluster.Agent) error {
-	for {
+func (m *mallory) connect(ctx context.Context, t *testing.T, a *cluster.Agent) error {
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
 		_, err := m.host.ConnectOnion(ctx, a.ID.OnionAddress(), config.Default().Tor.OnionPort)
 		transient := errors.Is(err, socks.ErrOnionServiceUnreachable) || errors.Is(err, context.DeadlineExceeded)
 		if err == nil || !transient || ctx.Err() != nil {
+			if err != nil {
+				err = fmt.Errorf("attempt %d after %s: %w", attempt, time.Since(start).Round(time.Millisecond), err)
+			}
 			return err
 		}
+		t.Logf("connect to %s: attempt %d failed at %s: %v", a.Name, attempt, time.Since(start).Round(time.Millisecond), err)
 		m.host.Host().Network().(*swarm.Swarm).Backoff().Clear(a.ID.PeerID())
 		select {
 		case <-ctx.Done():
@@ -364,11 +370,12 @@ func testForgeries(t *testing.T, agents []*cluster.Agent) {
 	errs := make([]error, len(agents))
 	for i, a := range agents {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = m.connect(ctx, a) }()
+		go func() { defer wg.Done(); errs[i] = m.connect(ctx, t, a) }()
 	}
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
+			t.Logf("tor log of the test client:\n%s", tailFile(filepath.Join(testnetDir(t), "client", "tor.log"), 30))
 			t.Fatalf("connect to %s over its onion service: %v", agents[i].Name, err)
 		}
 	}

@@ -95,6 +95,7 @@ func startAgents(t *testing.T, specs ...agentSpec) []*cluster.Agent {
 			}
 			if t.Failed() {
 				t.Logf("log of %s:\n%s", a.Name, a.Tail(60))
+				t.Logf("tor log of %s:\n%s", a.Name, a.TorTail(30))
 			}
 			checkLogClean(t, a)
 		})
@@ -183,4 +184,17 @@ func freePort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// tailFile returns the last n lines of a log file, indented.
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "  (" + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "  " + strings.Join(lines, "\n  ")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -39,6 +41,10 @@ type Dialer struct {
 	// and tor's work to reach the destination. Zero means DefaultTimeout;
 	// negative means only the context bounds it.
 	Timeout time.Duration
+
+	// rotate is set by ForPeer: after an onion dial fails once tor had the
+	// request, the next dial uses a fresh credential (see retryCredential).
+	rotate bool
 }
 
 // ForPeer returns a copy of d whose Isolation is derived from the peer id:
@@ -54,7 +60,64 @@ func (d *Dialer) ForPeer(id string) *Dialer {
 	h.Write([]byte(id))
 	// Hex never starts with "<", so it never collides with "<torS0".
 	c.Isolation = hex.EncodeToString(h.Sum(nil)[:16])
+	c.rotate = true
 	return &c
+}
+
+// A stream to an onion service attaches to the rendezvous circuit tor
+// already has for that service and credential, even one whose introduction
+// was acknowledged but whose rendezvous the service never completed (its
+// own circuit to the rendezvous point failed). Tor keeps such a circuit for
+// up to SocksTimeout or longer, so every retry with the same credential
+// waits on the same dead circuit; this was seen stalling dials for over
+// two minutes on the private network. After a failed onion dial the next
+// dial of a ForPeer dialer therefore sends a credential derived from the
+// peer's one and a failure count, which makes tor build a new rendezvous.
+// Streams of one peer still share circuits, and no two peers share one.
+var failures sync.Map // base credential → *atomic.Uint64
+
+// credential returns the credential to send and the failure count it
+// stands for.
+func (d *Dialer) credential() (string, uint64) {
+	if !d.rotate {
+		return d.Isolation, 0
+	}
+	v, ok := failures.Load(d.Isolation)
+	if !ok {
+		return d.Isolation, 0
+	}
+	n := v.(*atomic.Uint64).Load()
+	return retryCredential(d.Isolation, n), n
+}
+
+// retryCredential derives the credential used after n failures.
+func retryCredential(base string, n uint64) string {
+	if n == 0 {
+		return base
+	}
+	h := sha256.New()
+	h.Write([]byte("mmogit socks isolation retry v1\x00"))
+	h.Write([]byte(base))
+	h.Write(binary.BigEndian.AppendUint64(nil, n))
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// noteFailure records that a dial sent with the credential of failure
+// count n failed. Concurrent failures of one count advance it once.
+func (d *Dialer) noteFailure(n uint64) {
+	v, _ := failures.LoadOrStore(d.Isolation, new(atomic.Uint64))
+	v.(*atomic.Uint64).CompareAndSwap(n, n+1)
+}
+
+// rotates reports whether a failed dial should move the peer to a new
+// credential: tor had the CONNECT for an onion address and the service
+// could not be reached, or the dial ran out of time waiting for it.
+func rotates(onion bool, st stage, err error) bool {
+	if !onion || st < stageConnect {
+		return false
+	}
+	return errors.Is(err, ErrOnionServiceUnreachable) || errors.Is(err, ErrCircuitBuildFailed) ||
+		errors.Is(err, context.DeadlineExceeded)
 }
 
 var processSalt = sync.OnceValue(func() []byte {
@@ -114,10 +177,15 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	// Closing the connection is the one way to interrupt a blocked Read or
 	// Write; AfterFunc starts no goroutine unless ctx ends first.
 	stop := context.AfterFunc(dctx, func() { conn.Close() })
-	st, err := handshake(conn, d.Isolation, req)
+	cred, n := d.credential()
+	st, err := handshake(conn, cred, req)
 	if !stop() || err != nil {
 		conn.Close()
-		return d.handshakeError(ctx, dctx, addr, isOnion(host), timeout, st, err)
+		c, err := d.handshakeError(ctx, dctx, addr, isOnion(host), timeout, st, err)
+		if d.rotate && rotates(isOnion(host), st, err) {
+			d.noteFailure(n)
+		}
+		return c, err
 	}
 	return conn, nil
 }

@@ -3,6 +3,7 @@ package socks_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -444,4 +445,74 @@ func TestUnixSocketProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+}
+
+// TestRetryCredentialAfterOnionFailure: after an onion dial of a ForPeer
+// dialer fails once tor had the request, the next dial of that peer sends
+// a new credential (so tor builds a new rendezvous instead of waiting on
+// the one that failed), and it keeps that credential once dials succeed.
+// Other peers, non-onion destinations and failures before CONNECT keep
+// theirs.
+func TestRetryCredentialAfterOnionFailure(t *testing.T) {
+	echo := echoListener(t).Addr().String()
+	tests := []struct {
+		name   string
+		host   string
+		fail   func(*sockstest.Server, string)
+		rotate bool
+	}{
+		{"rendezvous failed 0xF3", vectorOnion, func(s *sockstest.Server, h string) { s.Reply(h, 0xF3) }, true},
+		{"intro failed 0xF2", vectorOnion, func(s *sockstest.Server, h string) { s.Reply(h, 0xF2) }, true},
+		{"ttl expired 0x06", vectorOnion, func(s *sockstest.Server, h string) { s.Reply(h, 0x06) }, true},
+		{"no answer within Timeout", vectorOnion, func(s *sockstest.Server, h string) { s.Stall(h) }, true},
+		{"client auth missing 0xF4", vectorOnion, func(s *sockstest.Server, h string) { s.Reply(h, 0xF4) }, false},
+		{"not an onion", "example.com", func(s *sockstest.Server, h string) { s.Reply(h, 0x04) }, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := sockstest.NewServer(t)
+			base := &socks.Dialer{ProxyAddr: srv.Addr(), Timeout: 200 * time.Millisecond}
+			peer := fmt.Sprintf("retry-peer-%d", i) // the failure count is per process
+			dial := func(p string) error {
+				c, err := base.ForPeer(p).DialContext(t.Context(), "tcp", tt.host+":80")
+				if err == nil {
+					c.Close()
+				}
+				return err
+			}
+			tt.fail(srv, tt.host)
+			if err := dial(peer); err == nil {
+				t.Fatal("first dial succeeded")
+			}
+			if err := dial(peer + "-other"); err == nil {
+				t.Fatal("other peer's dial succeeded")
+			}
+			srv.Route(tt.host, echo)
+			for range 2 {
+				if err := dial(peer); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := dial(peer + "-other"); err != nil {
+				t.Fatal(err)
+			}
+			r := srv.Requests()
+			if len(r) != 5 {
+				t.Fatalf("%d requests, want 5", len(r))
+			}
+			first, after, again := r[0].Username, r[2].Username, r[3].Username
+			if rotated := first != after; rotated != tt.rotate {
+				t.Errorf("credential changed after the failure = %v, want %v", rotated, tt.rotate)
+			}
+			if after != again {
+				t.Error("credential changed after a successful dial")
+			}
+			if r[2].Username == r[4].Username {
+				t.Error("two peers share a credential")
+			}
+			if !tt.rotate && r[1].Username != r[4].Username {
+				t.Error("the other peer's credential changed")
+			}
+		})
+	}
 }

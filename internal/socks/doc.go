@@ -35,5 +35,10 @@
 // SOCKS5 domain name (ATYP 0x03) so that no DNS query leaves the machine;
 // only IP literals are sent as IPv4/IPv6 addresses. Each peer gets its own
 // SOCKS credential (Dialer.ForPeer) so that tor, whose IsolateSOCKSAuth is on
-// by default, puts streams to different peers on different circuits.
+// by default, puts streams to different peers on different circuits. After
+// an onion dial of a ForPeer dialer fails once tor had the request
+// (unreachable, rendezvous or introduction failure, or no answer in time),
+// the peer's next dial sends a new credential derived from the old one:
+// tor would otherwise attach the retry to the rendezvous circuit that
+// failed and wait on it again.
 package socks

@@ -46,13 +46,22 @@ import (
 	"time"
 )
 
+// DefaultRelays is the number of extra relays when Options.Relays is 0.
+// A service's rendezvous circuit has 4 hops, all distinct, so with the 3
+// authorities and 1 relay every relay is on it and any path constraint
+// (the client's choice of rendezvous point, the vanguard layer) can leave
+// no candidate: tor then logs "No available nodes when trying to choose
+// node" and gives up on the rendezvous, and the client waits on it until
+// its own timeout. 6 relays leave slack for every hop.
+const DefaultRelays = 3
+
 // Options configure Start.
 type Options struct {
 	// Dir is where everything lives (created 0700): one DataDirectory per
 	// node, their torrc and logs, and testnet.json. Required.
 	Dir string
-	// Relays is the number of extra non-authority relays; at least 1,
-	// since onion circuits need 4 distinct relays. 0 means 1.
+	// Relays is the number of extra non-authority relays. 0 means
+	// DefaultRelays.
 	Relays int
 	// Bridge also runs an obfs4 bridge (BridgeRelay 1, obfs4proxy) inside
 	// the network; see Network.BridgeLine.
@@ -249,7 +258,7 @@ func Start(ctx context.Context, opts Options) (*Network, error) {
 		return nil, errors.New("testnet: Options.Dir is required")
 	}
 	if opts.Relays < 1 {
-		opts.Relays = 1
+		opts.Relays = DefaultRelays
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {

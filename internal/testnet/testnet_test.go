@@ -80,7 +80,7 @@ func TestDetachedBridgeStop(t *testing.T) {
 	dumpLogs(t, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	n, err := Start(ctx, Options{Dir: dir, Bridge: true, Detached: true, Progress: logProgress(t)})
+	n, err := Start(ctx, Options{Dir: dir, Relays: 1, Bridge: true, Detached: true, Progress: logProgress(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
