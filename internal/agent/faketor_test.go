@@ -250,7 +250,7 @@ func TestStatusDuringStartup(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c := &localapi.Client{Dir: dir} // a Client is not for concurrent use
+				c := &localapi.Client{Dir: dir}
 				for {
 					select {
 					case <-stop:

@@ -11,14 +11,17 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"sync"
 )
 
-// Client talks to the agent of one config directory.
+// Client talks to the agent of one config directory. It is safe for
+// concurrent use; Dir must not change after the first call.
 type Client struct {
 	// Dir is the config directory holding agent.sock.
 	Dir string
 
-	hc *http.Client
+	once sync.Once
+	hc   *http.Client
 }
 
 // NotRunningError means no agent answers on the socket.
@@ -51,7 +54,7 @@ func (e *APIError) Error() string { return e.Msg }
 func (c *Client) socket() string { return filepath.Join(c.Dir, SocketName) }
 
 func (c *Client) client() *http.Client {
-	if c.hc == nil {
+	c.once.Do(func() {
 		sock := c.socket()
 		c.hc = &http.Client{Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -59,7 +62,7 @@ func (c *Client) client() *http.Client {
 				return d.DialContext(ctx, "unix", sock)
 			},
 		}}
-	}
+	})
 	return c.hc
 }
 

@@ -3,6 +3,7 @@ package localapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -123,4 +124,36 @@ func TestStaleSocketAndNotRunning(t *testing.T) {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
 	s.ln.Close()
+}
+
+// TestClientConcurrent: one Client used from many goroutines at once, as
+// a program embedding the agent would. Run with -race to see the lazy
+// transport set-up race that a plain nil check had.
+func TestClientConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	s := NewServer(&fakeBackend{shutdown: make(chan struct{})}, nil)
+	if err := s.Listen(dir); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	c := &Client{Dir: dir}
+	errs := make(chan error, 16)
+	for range cap(errs) {
+		go func() {
+			st, err := c.Status(ctx)
+			if err == nil && st.PeerID != "12D3KooWtest" {
+				err = fmt.Errorf("status %+v", st)
+			}
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
 }
