@@ -268,7 +268,10 @@ rated observations.`,
 					fmt.Fprintln(w, "no memories match")
 				}
 				for _, o := range outs {
-					fmt.Fprintf(w, "%s %-12s %s", o.Memory.CreatedAt.Format(time.RFC3339), o.Memory.Memory.Type, printable(summary(o.Memory)))
+					// The author as its branch names it (users/<8 hex>):
+					// recall mixes the memories of every peer synced.
+					fmt.Fprintf(w, "%s %-12s %-8s %s", o.Memory.CreatedAt.Format(time.RFC3339), o.Memory.Memory.Type,
+						printable(shortAuthor(o.Author)), printable(summary(o.Memory)))
 					if len(o.Memory.Tags) > 0 {
 						fmt.Fprintf(w, " [%s]", printable(strings.Join(o.Memory.Tags, ",")))
 					}
@@ -287,3 +290,11 @@ rated observations.`,
 }
 
 func summary(m memory.Memory) string { return m.Memory.Text() }
+
+// shortAuthor is the first 8 characters of a hex author key.
+func shortAuthor(a string) string {
+	if len(a) > 8 {
+		return a[:8]
+	}
+	return a
+}

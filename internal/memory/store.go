@@ -44,6 +44,7 @@ type Store struct {
 	gitDir   string
 	lockPath string
 	writeSem chan struct{}
+	swept    sync.Once // stale ref temporaries removed, under the lock
 
 	// mu guards the go-git storage (not documented as goroutine-safe) and
 	// the caches below.
@@ -241,6 +242,7 @@ func (s *Store) commit(ctx context.Context, branch string, files map[string][]by
 		return 0, err
 	}
 	defer unlock()
+	s.swept.Do(s.removeStaleRefTemps)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, err := s.commitLocked(branch, files, msg)
@@ -308,6 +310,20 @@ func (s *Store) commitLocked(branch string, files map[string][]byte, msg string)
 	return len(te.added), nil
 }
 
+// refTempPattern names writeRef's temporary files in the git directory.
+const refTempPattern = "mmogit-ref-*.tmp"
+
+// removeStaleRefTemps removes temporaries left by a writer that died
+// between creating and renaming one (kill -9, power loss). Every writer
+// holds the repository lock while its temporary exists, so under the lock
+// any that is there is stale. Failures only leave the file behind.
+func (s *Store) removeStaleRefTemps() {
+	stale, _ := filepath.Glob(filepath.Join(s.gitDir, refTempPattern))
+	for _, p := range stale {
+		os.Remove(p)
+	}
+}
+
 // writeRef points ref at h by writing a temporary file and renaming it over
 // the loose ref: readers (go-git, the git CLI, other processes) see the old
 // or the new commit, never a torn file.
@@ -316,7 +332,7 @@ func (s *Store) writeRef(ref plumbing.ReferenceName, h plumbing.Hash) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("update %s: %w", ref, err)
 	}
-	tmp, err := os.CreateTemp(s.gitDir, "mmogit-ref-*.tmp")
+	tmp, err := os.CreateTemp(s.gitDir, refTempPattern)
 	if err != nil {
 		return fmt.Errorf("update %s: %w", ref, err)
 	}

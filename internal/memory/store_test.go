@@ -486,3 +486,36 @@ func TestCachedScanMatchesFreshScan(t *testing.T) {
 		}
 	}
 }
+
+// TestStaleRefTempRemoved: a writer killed between creating its ref
+// temporary and renaming it leaves mmogit-ref-*.tmp in .git; the next
+// write removes it (under the lock, where no live writer can own one).
+func TestStaleRefTempRemoved(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	if _, err := s.Post(ctx, testKey(t), "before the crash"); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(s.Dir(), ".git", "mmogit-ref-123456.tmp")
+	if err := os.WriteFile(stale, []byte("0000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(s.Dir()) // the process that comes after the crash
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s2.Post(ctx, testKey(t), "after the crash"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale ref temporary still there: %v", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.Dir(), ".git", "mmogit-ref-*.tmp")); len(left) != 0 {
+		t.Fatalf("temporaries left: %v", left)
+	}
+	es, err := s2.All(ctx)
+	if err != nil || len(es) != 2 {
+		t.Fatalf("All = %d entries, %v", len(es), err)
+	}
+	fsck(t, s.Dir())
+}
