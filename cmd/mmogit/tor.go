@@ -19,7 +19,7 @@ func newTorCmd() *cobra.Command {
 		Short: "Run the agent behind a Tor onion service, connect to peers, advertise and discover",
 	}
 	cmd.AddCommand(newTorStartCmd(), newTorStopCmd(), newTorStatusCmd(), newTorAddressCmd(),
-		newConnectCmd("connect"), newAdvertiseCmd(), newDiscoverCmd("discover"), newRotateCmd())
+		newConnectCmd("connect"), newAdvertiseCmd(), newDiscoverCmd("discover"), newRotateCmd(), newAuthKeyCmd())
 	return cmd
 }
 

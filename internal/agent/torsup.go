@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mmogit/mmogit/internal/onion"
 	"github.com/mmogit/mmogit/internal/tor"
 	"github.com/mmogit/mmogit/internal/torctl"
 )
@@ -126,7 +128,11 @@ func (t *torSupervisor) start(ctx context.Context) error {
 	t.mu.Lock()
 	t.d = d
 	t.mu.Unlock()
-	if err := t.publish(ctx); err != nil {
+	err = t.addClientAuth(ctx, d)
+	if err == nil {
+		err = t.publish(ctx)
+	}
+	if err != nil {
 		// A tor we could not publish on must not keep running: the next
 		// try starts another tor in the same data dir, which finds it
 		// locked (after removing the running tor's control socket), and
@@ -139,18 +145,43 @@ func (t *torSupervisor) start(ctx context.Context) error {
 	return nil
 }
 
+// addClientAuth gives tor this agent's keys for restricted peers
+// (tor.client_auth). They live only in tor's memory, so every start, and
+// every restart of a tor that died, gives them again.
+func (t *torSupervisor) addClientAuth(ctx context.Context, d *tor.Daemon) error {
+	for addr, key := range t.a.opts.Config.Tor.ClientAuth {
+		k, err := onion.ParseClientPrivateKey(key)
+		if err != nil { // Validate already refused it; this is a second guard
+			return fmt.Errorf("agent: client_auth[%s]: %w", addr, err)
+		}
+		if err := d.ControlConn().OnionClientAuthAdd(ctx, onion.Normalize(addr), onion.EncodeClientPrivateKey(k)); err != nil {
+			return fmt.Errorf("agent: client authorization for %s: %w", addr, err)
+		}
+	}
+	return nil
+}
+
 func (t *torSupervisor) publish(ctx context.Context) error {
 	t.mu.Lock()
 	d := t.d
 	t.published = false
 	t.mu.Unlock()
 	c := t.a.opts.Config.Tor
+	var clients []*ecdh.PublicKey
+	for i, s := range c.AuthorizedClients {
+		k, err := onion.ParseClientPublicKey(s)
+		if err != nil {
+			return fmt.Errorf("agent: authorized_clients[%d]: %w", i, err)
+		}
+		clients = append(clients, k)
+	}
 	svc, err := d.Publish(ctx, tor.ServiceConfig{
 		Key:         t.a.id.Private,
 		VirtualPort: c.OnionPort,
 		Target:      t.a.onionTarget,
 		PoW:         c.PoW,
 		MaxStreams:  c.MaxStreams,
+		ClientAuth:  clients,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: publish onion service: %w", err)

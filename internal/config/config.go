@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/mmogit/mmogit/internal/onion"
 )
 
 // FileName is the config file inside the config directory.
@@ -81,6 +83,14 @@ type TorSettings struct {
 	// onion service (0 = tor's default, unlimited); a client opening more
 	// has its circuit closed.
 	MaxStreams int `json:"max_streams,omitempty"`
+	// AuthorizedClients restricts the agent's onion service to these
+	// clients (x25519 public keys, base32, from `mmogit tor auth-key`):
+	// tor refuses everyone else before the agent sees a byte. Empty means
+	// anyone who knows the address may connect.
+	AuthorizedClients []string `json:"authorized_clients,omitempty"`
+	// ClientAuth holds this agent's keys for restricted peers: onion
+	// address → x25519 private key (base64), given to tor at every start.
+	ClientAuth map[string]string `json:"client_auth,omitempty"`
 	// Attach uses an already running tor instead of starting one.
 	Attach *Attach `json:"attach,omitempty"`
 	// ExtraTorrc lines are appended to the generated torrc.
@@ -191,6 +201,19 @@ func (c *Config) Validate() error {
 			if strings.TrimSpace(l) == "" {
 				return fieldErr(fmt.Sprintf("%s[%d]", name, i), "empty line")
 			}
+		}
+	}
+	for i, k := range t.AuthorizedClients {
+		if _, err := onion.ParseClientPublicKey(k); err != nil {
+			return &FieldError{Field: fmt.Sprintf("tor.authorized_clients[%d]", i), Err: err}
+		}
+	}
+	for addr, k := range t.ClientAuth {
+		if _, err := onion.Parse(addr); err != nil {
+			return &FieldError{Field: "tor.client_auth[" + addr + "]", Err: err}
+		}
+		if _, err := onion.ParseClientPrivateKey(k); err != nil {
+			return &FieldError{Field: "tor.client_auth[" + addr + "]", Err: err}
 		}
 	}
 	if a := t.Attach; a != nil {

@@ -62,6 +62,10 @@ func TestLoadErrors(t *testing.T) {
 		{"zero port", `{"tor":{"onion_port":0}}`, `field "tor.onion_port"`},
 		{"negative max_streams", `{"tor":{"max_streams":-1}}`, `field "tor.max_streams": -1 out of range`},
 		{"empty service", `{"services":["memory_sync",""]}`, `field "services[1]"`},
+		{"bad authorized client", `{"tor":{"authorized_clients":["` + testClientPub + `","nope"]}}`, `field "tor.authorized_clients[1]": onion: bad client authorization key`},
+		{"client auth for a bad address", `{"tor":{"client_auth":{"abc.onion":"` + testClientPriv + `"}}}`, `field "tor.client_auth[abc.onion]": onion:`},
+		{"client auth with a public key", `{"tor":{"client_auth":{"` + testOnion + `":"` + testClientPub + `"}}}`, `field "tor.client_auth[` + testOnion + `]": onion: bad client authorization key`},
+		{"client auth not a map", `{"tor":{"client_auth":["x"]}}`, `field "tor.client_auth"`},
 		{"space in bootstrap", `{"bootstrap":["abc def.onion"]}`, `field "bootstrap[0]"`},
 	}
 	for _, tt := range tests {
@@ -73,6 +77,26 @@ func TestLoadErrors(t *testing.T) {
 				t.Fatalf("err = %v, want mention of %q and %s", err, tt.want, FileName)
 			}
 		})
+	}
+}
+
+// Client authorization keys for the tests: a fixed x25519 pair (the
+// private key is 32 bytes of 0x01, base64; the public key its base32, as
+// Python's cryptography computes it) and
+// tor's test vector address.
+const (
+	testClientPriv = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+	testClientPub  = "UTQJFEVWKHBHROLXFRLJ6X5JXMJ5SBVUNK3IZHPZ3QVUICPYUIEQ"
+	testOnion      = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion"
+)
+
+func TestClientAuthFields(t *testing.T) {
+	c, err := Parse([]byte(`{"tor":{"authorized_clients":["descriptor:x25519:` + testClientPub + `"],"client_auth":{"` + testOnion + `":"x25519:` + testClientPriv + `"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Tor.AuthorizedClients) != 1 || c.Tor.ClientAuth[testOnion] == "" {
+		t.Fatalf("Parse = %+v", c.Tor)
 	}
 }
 

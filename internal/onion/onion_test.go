@@ -286,3 +286,70 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+func TestClientKeys(t *testing.T) {
+	k, err := NewClientKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv := EncodeClientPublicKey(k.PublicKey()), EncodeClientPrivateKey(k)
+	if len(pub) != 52 || len(priv) != 44 {
+		t.Fatalf("encoded lengths %d, %d; want 52, 44", len(pub), len(priv))
+	}
+	for _, s := range []string{pub, strings.ToLower(pub), "descriptor:x25519:" + pub, " " + pub + "\n"} {
+		p, err := ParseClientPublicKey(s)
+		if err != nil || !p.Equal(k.PublicKey()) {
+			t.Errorf("ParseClientPublicKey(%q) = %v, %v", s, p, err)
+		}
+	}
+	for _, s := range []string{priv, "x25519:" + priv} {
+		p, err := ParseClientPrivateKey(s)
+		if err != nil || !p.Equal(k) {
+			t.Errorf("ParseClientPrivateKey(%q) = %v", s, err)
+		}
+	}
+	bad := []struct {
+		name string
+		s    string
+		pub  bool
+	}{
+		{"public: empty", "", true},
+		{"public: too short", pub[:51], true},
+		{"public: not base32", "1" + pub[1:], true},
+		{"public: the private form", priv, true},
+		{"private: empty", "", false},
+		{"private: too short", priv[:40], false},
+		{"private: not base64", "!" + priv[1:], false},
+		{"private: the public form", pub, false},
+	}
+	for _, tt := range bad {
+		var err error
+		if tt.pub {
+			_, err = ParseClientPublicKey(tt.s)
+		} else {
+			_, err = ParseClientPrivateKey(tt.s)
+			if err != nil && tt.s != "" && strings.Contains(err.Error(), tt.s[:8]) {
+				t.Errorf("%s: error echoes the private key: %v", tt.name, err)
+			}
+		}
+		if !errors.Is(err, ErrClientKey) {
+			t.Errorf("%s: err = %v, want ErrClientKey", tt.name, err)
+		}
+	}
+}
+
+// TestClientKeyVector: the private key of 32 bytes 0x01 and its public key
+// as Python's cryptography (X25519PrivateKey.from_private_bytes) computes.
+func TestClientKeyVector(t *testing.T) {
+	priv, err := ParseClientPrivateKey("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ParseClientPublicKey("UTQJFEVWKHBHROLXFRLJ6X5JXMJ5SBVUNK3IZHPZ3QVUICPYUIEQ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !priv.PublicKey().Equal(pub) {
+		t.Fatalf("public key of the vector = %s", EncodeClientPublicKey(priv.PublicKey()))
+	}
+}

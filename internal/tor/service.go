@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"sync"
@@ -71,9 +70,8 @@ func (d *Daemon) Publish(ctx context.Context, cfg ServiceConfig) (*Service, erro
 	if cfg.MaxStreams > 0 {
 		req.Flags = append(req.Flags, torctl.FlagMaxStreamsCloseCircuit)
 	}
-	b32 := base32.StdEncoding.WithPadding(base32.NoPadding)
 	for _, k := range cfg.ClientAuth {
-		req.ClientAuthV3 = append(req.ClientAuthV3, b32.EncodeToString(k.Bytes()))
+		req.ClientAuthV3 = append(req.ClientAuthV3, onion.EncodeClientPublicKey(k))
 	}
 	powOn := cfg.PoW && d.SupportsPoW()
 	if powOn {

@@ -1,0 +1,77 @@
+package onion
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Client authorization (rend-spec-v3 §2.5.1.2, tor's ClientOnionAuthDir
+// formats): a restricted onion service lists the x25519 public keys of its
+// clients, and only a client whose tor holds a matching private key can
+// decrypt the descriptor. The public key travels as base32 (what tor's
+// authorized_clients/*.auth files and ADD_ONION ClientAuthV3= take), the
+// private key as base64 (what ONION_CLIENT_AUTH_ADD takes after "x25519:").
+
+// ErrClientKey is a malformed client authorization key.
+var ErrClientKey = errors.New("onion: bad client authorization key")
+
+const (
+	authFilePrefix    = "descriptor:x25519:" // <HiddenServiceDir>/authorized_clients/*.auth
+	controlPortPrefix = "x25519:"            // ONION_CLIENT_AUTH_ADD
+)
+
+// NewClientKey generates a client authorization key pair.
+func NewClientKey() (*ecdh.PrivateKey, error) {
+	return ecdh.X25519().GenerateKey(rand.Reader)
+}
+
+// EncodeClientPublicKey is k as unpadded base32, the form a service's
+// operator lists.
+func EncodeClientPublicKey(k *ecdh.PublicKey) string { return b32.EncodeToString(k.Bytes()) }
+
+// EncodeClientPrivateKey is k as base64, the form a client's tor is given.
+func EncodeClientPrivateKey(k *ecdh.PrivateKey) string {
+	return base64.StdEncoding.EncodeToString(k.Bytes())
+}
+
+// ParseClientPublicKey reads a client's public key: 52 base32 characters,
+// optionally prefixed "descriptor:x25519:" as in tor's .auth files.
+func ParseClientPublicKey(s string) (*ecdh.PublicKey, error) {
+	v := strings.TrimPrefix(strings.TrimSpace(s), authFilePrefix)
+	b, err := b32.DecodeString(strings.ToUpper(v))
+	if err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("%w: public key %q is not 52 base32 characters (32 bytes)", ErrClientKey, truncateKey(s))
+	}
+	k, err := ecdh.X25519().NewPublicKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrClientKey, err)
+	}
+	return k, nil
+}
+
+// ParseClientPrivateKey reads a client's private key: 44 base64
+// characters, optionally prefixed "x25519:" as tor's control port writes it.
+func ParseClientPrivateKey(s string) (*ecdh.PrivateKey, error) {
+	v := strings.TrimPrefix(strings.TrimSpace(s), controlPortPrefix)
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil || len(b) != 32 {
+		// Never echo a private key, even a malformed one.
+		return nil, fmt.Errorf("%w: private key is not 44 base64 characters (32 bytes)", ErrClientKey)
+	}
+	k, err := ecdh.X25519().NewPrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrClientKey, err)
+	}
+	return k, nil
+}
+
+func truncateKey(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
+}
