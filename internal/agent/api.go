@@ -122,7 +122,10 @@ func (a *Agent) Status(ctx context.Context) localapi.Status {
 			st.Listen = append(st.Listen, m.String())
 		}
 		st.PeersConnected = len(a.host.Host().Network().Peers())
-		st.Ready = a.mode() == config.Direct || st.Published
+		// Whenever tor runs (tor, hybrid, or a peer override to either
+		// under direct), some peers can reach the agent only over its
+		// onion service, so it is ready once that is published.
+		st.Ready = a.tor == nil || st.Published
 	}
 	return st
 }

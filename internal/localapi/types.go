@@ -39,7 +39,9 @@ type Status struct {
 	Goroutines int   `json:"goroutines,omitempty"`
 	RSSBytes   int64 `json:"rss_bytes,omitempty"`
 	// Ready is true once the agent can serve peers: the onion service is
-	// published (tor/hybrid) or the TCP listener is up (direct).
+	// published whenever the agent runs tor (tor or hybrid mode, or a
+	// peer_transport override to either under direct), else the TCP
+	// listener is up.
 	Ready bool   `json:"ready"`
 	Error string `json:"error,omitempty"`
 }
