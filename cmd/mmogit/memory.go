@@ -187,6 +187,7 @@ func newRememberCmd() *cobra.Command {
 		Use:   "remember -t TYPE TEXT",
 		Short: "Post a structured memory (observation, learning, relationship, task, experience, reflection, question)",
 		Long: "Post a structured memory: a JSON object as the content of a signed message, found later with `mmogit recall`.\n\n" +
+			"The fields are the reference mmogit's, so its agents can read these memories: TEXT goes in the type's main field (observation: insight, learning: lesson, relationship: context, task and experience: description, reflection: observation, question: query) and the first tag, if any, in its subject (observation: subject, learning: topic, relationship: identity; \"general\" without tags). The rest get the reference's starting values (a task NotStarted, a question of Medium priority, a Minor reflection).\n\n" +
 			"--confidence is stored only when given (any type). An observation without it gets 0.5, as in the reference mmogit, whose schema requires a confidence on observations; other types then carry none." + publicNote,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -64,40 +64,58 @@ type Memory struct {
 	ExpiresAt  *time.Time        `json:"expires_at"`
 }
 
-// Payload is the type-tagged body of a Memory. Only the fields of its Type
-// are set (the others are omitted from JSON), mirroring a serde internally
-// tagged enum. Fields shared by several types share a JSON name.
+// Payload is the type-tagged body of a Memory, field for field the
+// reference's MemoryType (a serde internally tagged enum, src/memory.rs).
+// Only the fields of its Type are written; the ones the reference requires
+// are always written, even when empty, so a reference peer can parse every
+// memory made here. Fields shared by several types share a JSON name.
 type Payload struct {
 	Type Type `json:"type"`
 
 	// Observation: what was seen about what.
 	Subject string `json:"subject,omitempty"`
-	Insight string `json:"insight,omitempty"` // also Reflection's main field
+	Insight string `json:"insight,omitempty"`
 	// Confidence in [0, 1]. The reference has it on Observation only; this
-	// package allows it on every type so that recall can filter on it.
+	// package allows it on every type so that recall can filter on it
+	// (serde ignores the member where it does not expect it).
 	Confidence *float64 `json:"confidence,omitempty"`
 
 	// Learning: a lesson about a topic.
 	Topic        string   `json:"topic,omitempty"`
 	Lesson       string   `json:"lesson,omitempty"`
-	Context      string   `json:"context,omitempty"` // also Question
+	Context      string   `json:"context,omitempty"` // also Relationship, Question
 	ApplicableTo []string `json:"applicable_to,omitempty"`
 
-	// Relationship: how the author relates to an entity.
-	Entity   string `json:"entity,omitempty"`
-	Relation string `json:"relation,omitempty"`
+	// Relationship: context (above) about an identity (a key or a name).
+	Identity        string     `json:"identity,omitempty"`
+	RapportLevel    int        `json:"rapport_level,omitempty"`
+	LastInteraction *time.Time `json:"last_interaction,omitempty"`
+	SharedMemories  []string   `json:"shared_memories,omitempty"`
 
-	// Task and Experience: what to do or what happened.
-	Description string `json:"description,omitempty"` // also Relationship
-	Status      string `json:"status,omitempty"`      // Task: pending, done, ...
-	Outcome     string `json:"outcome,omitempty"`     // Task, Experience
+	// Task: a goal and its progress.
+	Description string     `json:"description,omitempty"` // also Experience
+	Status      string     `json:"status,omitempty"`      // NotStarted, InProgress, Blocked, Completed, Abandoned
+	Started     *time.Time `json:"started,omitempty"`
+	Completed   *time.Time `json:"completed,omitempty"`
+	Blockers    []string   `json:"blockers,omitempty"`
+	Learnings   []string   `json:"learnings,omitempty"`
 
-	// Reflection: what prompted it (Insight holds the reflection).
-	Trigger string `json:"trigger,omitempty"`
+	// Experience: a description (above) with its feel.
+	Valence float64  `json:"valence,omitempty"` // -1 (negative) to 1 (positive)
+	Arousal float64  `json:"arousal,omitempty"` // 0 (calm) to 1 (excited)
+	Tags    []string `json:"tags,omitempty"`    // the reference's own, besides Memory.Tags
 
-	// Question: an open question and, later, its answer.
-	Question string `json:"question,omitempty"`
-	Answer   string `json:"answer,omitempty"`
+	// Reflection: a change the author noticed in itself.
+	Observation   string  `json:"observation,omitempty"`
+	ComparisonTo  *string `json:"comparison_to,omitempty"` // an earlier memory's ID
+	DriftDetected bool    `json:"drift_detected,omitempty"`
+	Significance  string  `json:"significance,omitempty"` // Minor, Notable, Major, Critical
+
+	// Question: an open question (with its context, above) and, later, its
+	// answer.
+	Query    string  `json:"query,omitempty"`
+	Priority string  `json:"priority,omitempty"` // Low, Medium, High, Urgent
+	Answered *string `json:"answered,omitempty"`
 
 	// Custom: free-form data under a schema name.
 	Schema string          `json:"schema,omitempty"`
@@ -107,14 +125,18 @@ type Payload struct {
 // Text returns the main free-text field of the payload.
 func (p Payload) Text() string {
 	switch p.Type {
-	case Observation, Reflection:
+	case Observation:
 		return p.Insight
 	case Learning:
 		return p.Lesson
-	case Relationship, Task, Experience:
+	case Relationship:
+		return p.Context
+	case Task, Experience:
 		return p.Description
+	case Reflection:
+		return p.Observation
 	case Question:
-		return p.Question
+		return p.Query
 	case Custom:
 		return string(p.Data)
 	}
@@ -122,34 +144,114 @@ func (p Payload) Text() string {
 }
 
 // MarshalJSON writes the fields of the payload's type, always including
-// the ones the reference schema requires even when empty: an Observation's
-// subject and insight, a Learning's topic, lesson, context and
-// applicable_to (an empty array, never null). Other fields are omitted
-// when empty.
+// the ones the reference requires (its non-Option fields) even when empty:
+// strings as "", lists as [], numbers as 0, enums as their first variant.
+// Option fields (expires_at-like) are written as null when unset.
 func (p Payload) MarshalJSON() ([]byte, error) {
 	type plain Payload // no MarshalJSON: no recursion
+	list := func(l []string) []string {
+		if l == nil {
+			return []string{}
+		}
+		return l
+	}
+	or := func(s, def string) string {
+		if s == "" {
+			return def
+		}
+		return s
+	}
 	switch p.Type {
 	case Observation:
+		c := 0.0
+		if p.Confidence != nil {
+			c = *p.Confidence
+		}
 		return json.Marshal(struct {
 			plain
-			Subject string `json:"subject"`
-			Insight string `json:"insight"`
-		}{plain(p), p.Subject, p.Insight})
+			Subject    string  `json:"subject"`
+			Insight    string  `json:"insight"`
+			Confidence float64 `json:"confidence"`
+		}{plain(p), p.Subject, p.Insight, c})
 	case Learning:
-		applicable := p.ApplicableTo
-		if applicable == nil {
-			applicable = []string{}
-		}
 		return json.Marshal(struct {
 			plain
 			Topic        string   `json:"topic"`
 			Lesson       string   `json:"lesson"`
 			Context      string   `json:"context"`
 			ApplicableTo []string `json:"applicable_to"`
-		}{plain(p), p.Topic, p.Lesson, p.Context, applicable})
+		}{plain(p), p.Topic, p.Lesson, p.Context, list(p.ApplicableTo)})
+	case Relationship:
+		last := p.LastInteraction
+		if last == nil {
+			last = &time.Time{}
+		}
+		return json.Marshal(struct {
+			plain
+			Identity        string    `json:"identity"`
+			Context         string    `json:"context"`
+			RapportLevel    int       `json:"rapport_level"`
+			LastInteraction time.Time `json:"last_interaction"`
+			SharedMemories  []string  `json:"shared_memories"`
+		}{plain(p), p.Identity, p.Context, p.RapportLevel, *last, list(p.SharedMemories)})
+	case Task:
+		started := p.Started
+		if started == nil {
+			started = &time.Time{}
+		}
+		return json.Marshal(struct {
+			plain
+			Description string     `json:"description"`
+			Status      string     `json:"status"`
+			Started     time.Time  `json:"started"`
+			Completed   *time.Time `json:"completed"`
+			Blockers    []string   `json:"blockers"`
+			Learnings   []string   `json:"learnings"`
+		}{plain(p), p.Description, or(p.Status, TaskNotStarted), *started, p.Completed, list(p.Blockers), list(p.Learnings)})
+	case Experience:
+		return json.Marshal(struct {
+			plain
+			Description string   `json:"description"`
+			Valence     float64  `json:"valence"`
+			Arousal     float64  `json:"arousal"`
+			Tags        []string `json:"tags"`
+		}{plain(p), p.Description, p.Valence, p.Arousal, list(p.Tags)})
+	case Reflection:
+		return json.Marshal(struct {
+			plain
+			Observation   string  `json:"observation"`
+			ComparisonTo  *string `json:"comparison_to"`
+			DriftDetected bool    `json:"drift_detected"`
+			Significance  string  `json:"significance"`
+		}{plain(p), p.Observation, p.ComparisonTo, p.DriftDetected, or(p.Significance, SignificanceMinor)})
+	case Question:
+		return json.Marshal(struct {
+			plain
+			Query    string  `json:"query"`
+			Context  string  `json:"context"`
+			Priority string  `json:"priority"`
+			Answered *string `json:"answered"`
+		}{plain(p), p.Query, p.Context, or(p.Priority, PriorityMedium), p.Answered})
+	case Custom:
+		data := p.Data
+		if len(data) == 0 {
+			data = json.RawMessage("null")
+		}
+		return json.Marshal(struct {
+			plain
+			Schema string          `json:"schema"`
+			Data   json.RawMessage `json:"data"`
+		}{plain(p), p.Schema, data})
 	}
 	return json.Marshal(plain(p))
 }
+
+// Values of the reference's enums that NewMemory uses.
+const (
+	TaskNotStarted    = "NotStarted"
+	SignificanceMinor = "Minor"
+	PriorityMedium    = "Medium"
+)
 
 // DefaultObservationConfidence is the confidence of an observation made
 // without one: the reference schema requires a confidence on every
@@ -159,7 +261,7 @@ const DefaultObservationConfidence = 0.5
 // NewMemory builds a structured memory of type typ (observation, learning,
 // relationship, task, experience, reflection or question, any case) with
 // text in the type's main field. The first tag, if any, fills the type's
-// subject-like field (subject, topic, entity). confidence, if not nil,
+// subject-like field (subject, topic, identity); "general" when none. confidence, if not nil,
 // must lie in [0, 1]; when nil only an observation gets one
 // (DefaultObservationConfidence) and other types carry none, so that a
 // recall with a minimum confidence does not hide them.
@@ -186,6 +288,7 @@ func NewMemory(typ, text string, tags []string, confidence *float64) (Memory, er
 	if len(tags) > 0 {
 		subject = tags[0]
 	}
+	now := time.Now().UTC()
 	p := Payload{Type: t, Confidence: conf}
 	switch t {
 	case Observation:
@@ -193,15 +296,15 @@ func NewMemory(typ, text string, tags []string, confidence *float64) (Memory, er
 	case Learning:
 		p.Topic, p.Lesson = subject, text
 	case Relationship:
-		p.Entity, p.Description = subject, text
+		p.Identity, p.Context, p.LastInteraction = subject, text, &now
 	case Task:
-		p.Description, p.Status = text, "pending"
+		p.Description, p.Status, p.Started = text, TaskNotStarted, &now
 	case Experience:
-		p.Description = text
+		p.Description, p.Tags = text, append([]string{}, tags...)
 	case Reflection:
-		p.Insight = text
+		p.Observation, p.Significance = text, SignificanceMinor
 	case Question:
-		p.Question = text
+		p.Query, p.Priority = text, PriorityMedium
 	}
 	return Memory{
 		ID:         newUUID(),
@@ -209,7 +312,7 @@ func NewMemory(typ, text string, tags []string, confidence *float64) (Memory, er
 		Tags:       append([]string{}, tags...),
 		References: []string{},
 		Metadata:   map[string]string{},
-		CreatedAt:  time.Now().UTC(),
+		CreatedAt:  now,
 	}, nil
 }
 

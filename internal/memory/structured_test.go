@@ -18,11 +18,11 @@ func TestNewMemoryMainField(t *testing.T) {
 	}{
 		{"observation", Observation, func(p Payload) string { return p.Insight }},
 		{"Learning", Learning, func(p Payload) string { return p.Lesson }},
-		{"relationship", Relationship, func(p Payload) string { return p.Description }},
+		{"relationship", Relationship, func(p Payload) string { return p.Context }},
 		{"TASK", Task, func(p Payload) string { return p.Description }},
 		{"experience", Experience, func(p Payload) string { return p.Description }},
-		{"reflection", Reflection, func(p Payload) string { return p.Insight }},
-		{"question", Question, func(p Payload) string { return p.Question }},
+		{"reflection", Reflection, func(p Payload) string { return p.Observation }},
+		{"question", Question, func(p Payload) string { return p.Query }},
 	}
 	for _, tc := range tests {
 		m, err := NewMemory(tc.typ, "the text", []string{"rust"}, conf(0.5))
@@ -97,9 +97,16 @@ func TestConfidenceOnlyWhenGiven(t *testing.T) {
 // TestRequiredFieldsEmitted: the fields the reference schema requires are
 // written even when empty, so reference peers can parse our memories.
 func TestRequiredFieldsEmitted(t *testing.T) {
+	// Every non-Option field of the reference's MemoryType variant, and
+	// its Option fields as null (src/memory.rs in the reference).
 	cases := map[string]map[string]string{
-		"learning":    {"topic": `"general"`, "lesson": `""`, "context": `""`, "applicable_to": `[]`},
-		"observation": {"subject": `"general"`, "insight": `""`, "confidence": `0.5`},
+		"learning":     {"topic": `"general"`, "lesson": `""`, "context": `""`, "applicable_to": `[]`},
+		"observation":  {"subject": `"general"`, "insight": `""`, "confidence": `0.5`},
+		"relationship": {"identity": `"general"`, "context": `""`, "rapport_level": `0`, "last_interaction": "", "shared_memories": `[]`},
+		"task":         {"description": `""`, "status": `"NotStarted"`, "started": "", "completed": `null`, "blockers": `[]`, "learnings": `[]`},
+		"experience":   {"description": `""`, "valence": `0`, "arousal": `0`, "tags": `[]`},
+		"reflection":   {"observation": `""`, "comparison_to": `null`, "drift_detected": `false`, "significance": `"Minor"`},
+		"question":     {"query": `""`, "context": `""`, "priority": `"Medium"`, "answered": `null`},
 	}
 	for typ, want := range cases {
 		m, err := NewMemory(typ, "", nil, nil)
@@ -112,8 +119,16 @@ func TestRequiredFieldsEmitted(t *testing.T) {
 			t.Fatal(err)
 		}
 		for k, v := range want {
-			if string(raw.Memory[k]) != v {
-				t.Errorf("%s: %s = %s, want %s (in %s)", typ, k, raw.Memory[k], v, js)
+			got, ok := raw.Memory[k]
+			if v == "" { // a timestamp: present and RFC 3339
+				var ts time.Time
+				if !ok || json.Unmarshal(got, &ts) != nil || ts.IsZero() {
+					t.Errorf("%s: %s = %s, want a timestamp (in %s)", typ, k, got, js)
+				}
+				continue
+			}
+			if string(got) != v {
+				t.Errorf("%s: %s = %s, want %s (in %s)", typ, k, got, v, js)
 			}
 		}
 		back, err := ParseMemory(js)
@@ -125,6 +140,64 @@ func TestRequiredFieldsEmitted(t *testing.T) {
 	m, _ := NewMemory("task", "t", nil, nil)
 	if js, _ := m.JSON(); strings.Contains(js, "applicable_to") || strings.Contains(js, "context") {
 		t.Errorf("task: %s", js)
+	}
+}
+
+// TestParseReferenceMemories: memories of every type as the reference
+// (serde, src/memory.rs) writes them parse, and recall shows their main
+// text.
+func TestParseReferenceMemories(t *testing.T) {
+	const envelope = `{"id":"mem_1","memory":%s,"tags":["t"],"references":[],"metadata":{},"created_at":"2025-08-01T12:00:00.123456Z","expires_at":null}`
+	tests := []struct {
+		payload string
+		typ     Type
+		text    string
+		check   func(p Payload) bool
+	}{
+		{`{"type":"Observation","subject":"user","insight":"likes short answers","confidence":0.8}`, Observation, "likes short answers",
+			func(p Payload) bool { return p.Subject == "user" && p.Confidence != nil && *p.Confidence == 0.8 }},
+		{`{"type":"Learning","topic":"Rust","lesson":"ownership prevents bugs","context":"docs","applicable_to":["go"]}`, Learning, "ownership prevents bugs",
+			func(p Payload) bool { return p.Context == "docs" && len(p.ApplicableTo) == 1 }},
+		{`{"type":"Relationship","identity":"ab12","context":"pair programmed","rapport_level":3,"last_interaction":"2025-08-01T12:00:00Z","shared_memories":["mem_0"]}`, Relationship, "pair programmed",
+			func(p Payload) bool {
+				return p.Identity == "ab12" && p.RapportLevel == 3 && p.LastInteraction != nil && len(p.SharedMemories) == 1
+			}},
+		{`{"type":"Task","description":"ship sync","status":"InProgress","started":"2025-08-01T12:00:00Z","completed":null,"blockers":["tor"],"learnings":[]}`, Task, "ship sync",
+			func(p Payload) bool {
+				return p.Status == "InProgress" && p.Started != nil && p.Completed == nil && len(p.Blockers) == 1
+			}},
+		{`{"type":"Experience","description":"first sync","valence":0.9,"arousal":0.4,"tags":["joy"]}`, Experience, "first sync",
+			func(p Payload) bool { return p.Valence == 0.9 && p.Arousal == 0.4 && len(p.Tags) == 1 }},
+		{`{"type":"Reflection","observation":"I answer shorter now","comparison_to":"mem_0","drift_detected":true,"significance":"Notable"}`, Reflection, "I answer shorter now",
+			func(p Payload) bool {
+				return p.DriftDetected && p.Significance == "Notable" && p.ComparisonTo != nil && *p.ComparisonTo == "mem_0"
+			}},
+		{`{"type":"Question","query":"why 4 relays?","context":"testnet","priority":"High","answered":null}`, Question, "why 4 relays?",
+			func(p Payload) bool { return p.Priority == "High" && p.Answered == nil && p.Context == "testnet" }},
+		{`{"type":"Custom","schema":"session_marker","data":{"event":"session_start"}}`, Custom, `{"event":"session_start"}`,
+			func(p Payload) bool { return p.Schema == "session_marker" }},
+	}
+	for _, tt := range tests {
+		m, err := ParseMemory(fmt.Sprintf(envelope, tt.payload))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.typ, err)
+		}
+		if m.Memory.Type != tt.typ || m.Memory.Text() != tt.text || !tt.check(m.Memory) {
+			t.Errorf("%s: parsed %+v (text %q)", tt.typ, m.Memory, m.Memory.Text())
+		}
+		// Written back, it keeps what the reference wrote.
+		js, err := m.JSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b struct{ Memory map[string]any }
+		json.Unmarshal([]byte(fmt.Sprintf(envelope, tt.payload)), &a)
+		json.Unmarshal([]byte(js), &b)
+		for k, v := range a.Memory {
+			if fmt.Sprint(b.Memory[k]) != fmt.Sprint(v) {
+				t.Errorf("%s: %s = %v after a round trip, want %v", tt.typ, k, b.Memory[k], v)
+			}
+		}
 	}
 }
 
