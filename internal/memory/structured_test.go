@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -317,5 +318,50 @@ func BenchmarkAdd1000(b *testing.B) {
 		if err != nil || res.Added != 1000 {
 			b.Fatalf("Add = %+v, %v", res, err)
 		}
+	}
+}
+
+// TestParseSerdeMemories: testdata/reference_serde.jsonl was written by
+// the reference's own Rust types (serde 1.0.152, serde_json 1.0.87, chrono
+// 0.4.23 from Debian) and constructors, one memory per type; each parses
+// here with its main text, and written back it keeps every member serde
+// wrote. (The same program parsed what NewMemory writes for all seven
+// types that remember makes.)
+func TestParseSerdeMemories(t *testing.T) {
+	b, err := os.ReadFile("testdata/reference_serde.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Type]string{
+		Observation: "User prefers concise responses", Learning: "Ownership prevents bugs",
+		Relationship: "first chat", Task: "write tests", Experience: "debugging session",
+		Reflection: "More concise lately", Question: "How to improve?",
+	}
+	seen := map[Type]bool{}
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		m, err := ParseMemory(line)
+		if err != nil {
+			t.Fatalf("line %d: %v", i+1, err)
+		}
+		seen[m.Memory.Type] = true
+		if w, ok := want[m.Memory.Type]; ok && m.Memory.Text() != w {
+			t.Errorf("line %d (%s): text %q, want %q", i+1, m.Memory.Type, m.Memory.Text(), w)
+		}
+		js, err := m.JSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, back map[string]any
+		json.Unmarshal([]byte(line), &a)
+		json.Unmarshal([]byte(js), &back)
+		am, bm := a["memory"].(map[string]any), back["memory"].(map[string]any)
+		for k, v := range am {
+			if fmt.Sprint(bm[k]) != fmt.Sprint(v) {
+				t.Errorf("line %d (%s): memory.%s = %v after a round trip, want %v", i+1, m.Memory.Type, k, bm[k], v)
+			}
+		}
+	}
+	if len(seen) != 8 {
+		t.Errorf("types seen: %v, want all 8", seen)
 	}
 }
