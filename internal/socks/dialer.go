@@ -49,9 +49,11 @@ type Dialer struct {
 
 // ForPeer returns a copy of d whose Isolation is derived from the peer id:
 // the first 128 bits, hex, of SHA-256 over a random per-process salt and id.
-// The same id yields the same credential for the life of the process (so its
-// streams share circuits) and credentials cannot be linked to peer ids, or
-// across restarts, by anyone reading tor's state.
+// The same id yields the same credential (so its streams share circuits)
+// until an onion dial to it fails in a way a new circuit can cure; then the
+// next dial uses a credential derived from that one (see rotates).
+// Credentials cannot be linked to peer ids, or across restarts, by anyone
+// reading tor's state.
 func (d *Dialer) ForPeer(id string) *Dialer {
 	c := *d
 	h := sha256.New()
@@ -74,7 +76,15 @@ func (d *Dialer) ForPeer(id string) *Dialer {
 // dial of a ForPeer dialer therefore sends a credential derived from the
 // peer's one and a failure count, which makes tor build a new rendezvous.
 // Streams of one peer still share circuits, and no two peers share one.
-var failures sync.Map // base credential → *atomic.Uint64
+var (
+	failures  sync.Map     // base credential → *atomic.Uint64
+	nFailures atomic.Int64 // entries in failures, roughly
+)
+
+// maxFailures bounds the failure table of a long-running process that
+// meets many peers: past it the table is dropped, and those peers go back
+// to their base credential, which costs at most one more stalled dial.
+const maxFailures = 4096
 
 // credential returns the credential to send and the failure count it
 // stands for.
@@ -90,7 +100,8 @@ func (d *Dialer) credential() (string, uint64) {
 	return retryCredential(d.Isolation, n), n
 }
 
-// retryCredential derives the credential used after n failures.
+// retryCredential derives the credential used after n failures: 32 hex
+// characters, like the base one.
 func retryCredential(base string, n uint64) string {
 	if n == 0 {
 		return base
@@ -105,19 +116,35 @@ func retryCredential(base string, n uint64) string {
 // noteFailure records that a dial sent with the credential of failure
 // count n failed. Concurrent failures of one count advance it once.
 func (d *Dialer) noteFailure(n uint64) {
-	v, _ := failures.LoadOrStore(d.Isolation, new(atomic.Uint64))
+	v, loaded := failures.LoadOrStore(d.Isolation, new(atomic.Uint64))
+	if !loaded && nFailures.Add(1) > maxFailures {
+		failures.Clear()
+		nFailures.Store(0)
+		return
+	}
 	v.(*atomic.Uint64).CompareAndSwap(n, n+1)
 }
 
 // rotates reports whether a failed dial should move the peer to a new
-// credential: tor had the CONNECT for an onion address and the service
-// could not be reached, or the dial ran out of time waiting for it.
+// credential: tor had the CONNECT for an onion address, and the failure
+// is one a new circuit can cure (introduction or rendezvous failed or
+// timed out, the stream was not answered in time, tor's general failure).
+// A missing descriptor (0xF0), a bad one (0xF1), a refused port, client
+// authorization and address errors are not.
 func rotates(onion bool, st stage, err error) bool {
 	if !onion || st < stageConnect {
 		return false
 	}
-	return errors.Is(err, ErrOnionServiceUnreachable) || errors.Is(err, ErrCircuitBuildFailed) ||
-		errors.Is(err, context.DeadlineExceeded)
+	var re *ReplyError
+	if errors.As(err, &re) {
+		switch re.Code {
+		case ReplyOnionIntroFailed, ReplyOnionRendezvousFailed, ReplyOnionIntroTimedOut,
+			ReplyTTLExpired, ReplyHostUnreachable, ReplyGeneralFailure:
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) // our Timeout, or the caller's deadline
 }
 
 var processSalt = sync.OnceValue(func() []byte {

@@ -448,13 +448,14 @@ func TestUnixSocketProxy(t *testing.T) {
 }
 
 // TestRetryCredentialAfterOnionFailure: after an onion dial of a ForPeer
-// dialer fails once tor had the request, the next dial of that peer sends
-// a new credential (so tor builds a new rendezvous instead of waiting on
-// the one that failed), and it keeps that credential once dials succeed.
-// Other peers, non-onion destinations and failures before CONNECT keep
-// theirs.
+// dialer fails once tor had the request, in a way a new circuit can cure,
+// the next dial of that peer sends a new credential (so tor builds a new
+// rendezvous instead of waiting on the one that failed), and it keeps that
+// credential once dials succeed. Other peers keep theirs, and so does the
+// peer after failures a new circuit does not cure.
 func TestRetryCredentialAfterOnionFailure(t *testing.T) {
 	echo := echoListener(t).Addr().String()
+	const other = "xuqpgzbqcx2nqeb3e6eoxbjbppxrknypjjzuqqtmnzcugejwgdylkuad.onion" // always answers
 	tests := []struct {
 		name   string
 		host   string
@@ -463,56 +464,130 @@ func TestRetryCredentialAfterOnionFailure(t *testing.T) {
 	}{
 		{"rendezvous failed 0xF3", vectorOnion, func(s *sockstest.Server, h string) { s.Reply(h, 0xF3) }, true},
 		{"intro failed 0xF2", vectorOnion, func(s *sockstest.Server, h string) { s.Reply(h, 0xF2) }, true},
+		{"intro timed out 0xF7", vectorOnion, func(s *sockstest.Server, h string) { s.Reply(h, 0xF7) }, true},
 		{"ttl expired 0x06", vectorOnion, func(s *sockstest.Server, h string) { s.Reply(h, 0x06) }, true},
+		{"general failure 0x01", vectorOnion, func(s *sockstest.Server, h string) { s.Reply(h, 0x01) }, true},
 		{"no answer within Timeout", vectorOnion, func(s *sockstest.Server, h string) { s.Stall(h) }, true},
+		{"descriptor not found 0xF0", vectorOnion, func(s *sockstest.Server, h string) { s.Reply(h, 0xF0) }, false},
+		{"port refused 0x05", vectorOnion, func(s *sockstest.Server, h string) { s.Reply(h, 0x05) }, false},
 		{"client auth missing 0xF4", vectorOnion, func(s *sockstest.Server, h string) { s.Reply(h, 0xF4) }, false},
 		{"not an onion", "example.com", func(s *sockstest.Server, h string) { s.Reply(h, 0x04) }, false},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := sockstest.NewServer(t)
+			srv.Route(other, echo)
 			base := &socks.Dialer{ProxyAddr: srv.Addr(), Timeout: 200 * time.Millisecond}
 			peer := fmt.Sprintf("retry-peer-%d", i) // the failure count is per process
-			dial := func(p string) error {
-				c, err := base.ForPeer(p).DialContext(t.Context(), "tcp", tt.host+":80")
+			dial := func(p, host string) error {
+				c, err := base.ForPeer(p).DialContext(t.Context(), "tcp", host+":80")
 				if err == nil {
 					c.Close()
 				}
 				return err
 			}
-			tt.fail(srv, tt.host)
-			if err := dial(peer); err == nil {
-				t.Fatal("first dial succeeded")
-			}
-			if err := dial(peer + "-other"); err == nil {
-				t.Fatal("other peer's dial succeeded")
-			}
-			srv.Route(tt.host, echo)
-			for range 2 {
-				if err := dial(peer); err != nil {
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
 					t.Fatal(err)
 				}
 			}
-			if err := dial(peer + "-other"); err != nil {
-				t.Fatal(err)
+			must(dial(peer+"-other", other))
+			tt.fail(srv, tt.host)
+			if err := dial(peer, tt.host); err == nil {
+				t.Fatal("dial succeeded")
 			}
+			srv.Route(tt.host, echo)
+			must(dial(peer, tt.host))
+			must(dial(peer, tt.host))
+			must(dial(peer+"-other", other))
 			r := srv.Requests()
 			if len(r) != 5 {
 				t.Fatalf("%d requests, want 5", len(r))
 			}
-			first, after, again := r[0].Username, r[2].Username, r[3].Username
-			if rotated := first != after; rotated != tt.rotate {
+			o1, failed, after, again, o2 := r[0].Username, r[1].Username, r[2].Username, r[3].Username, r[4].Username
+			if rotated := failed != after; rotated != tt.rotate {
 				t.Errorf("credential changed after the failure = %v, want %v", rotated, tt.rotate)
 			}
 			if after != again {
 				t.Error("credential changed after a successful dial")
 			}
-			if r[2].Username == r[4].Username {
+			if o1 != o2 {
+				t.Error("another peer's credential changed")
+			}
+			if after == o2 || failed == o1 {
 				t.Error("two peers share a credential")
 			}
-			if !tt.rotate && r[1].Username != r[4].Username {
-				t.Error("the other peer's credential changed")
-			}
 		})
+	}
+}
+
+// TestRetryCredentialCallerContext: the caller's deadline expiring while
+// tor works on the CONNECT moves the peer to a new credential, as the
+// dialer's own Timeout does; the caller cancelling (it lost interest) does
+// not, and neither does a proxy that never got the request.
+func TestRetryCredentialCallerContext(t *testing.T) {
+	srv := sockstest.NewServer(t)
+	srv.Stall(vectorOnion)
+	base := &socks.Dialer{ProxyAddr: srv.Addr(), Timeout: -1} // only the caller bounds it
+	dial := func(p string, ctx context.Context) {
+		if c, err := base.ForPeer(p).DialContext(ctx, "tcp", vectorOnion+":80"); err == nil {
+			c.Close()
+			t.Fatal("stalled dial succeeded")
+		}
+	}
+	deadline := func() context.Context {
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	cancelled := func() context.Context {
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(100*time.Millisecond, cancel)
+		return ctx
+	}
+	dial("ctx-deadline", deadline())
+	dial("ctx-deadline", deadline())
+	dial("ctx-cancel", cancelled())
+	dial("ctx-cancel", cancelled())
+	r := srv.Requests()
+	if len(r) != 4 {
+		t.Fatalf("%d requests, want 4", len(r))
+	}
+	if r[0].Username == r[1].Username {
+		t.Error("caller's deadline: the retry used the same credential")
+	}
+	if r[2].Username != r[3].Username {
+		t.Error("caller's cancel: the credential changed")
+	}
+
+	// A proxy that never answers the greeting: tor never had the request.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	silent := &socks.Dialer{ProxyAddr: ln.Addr().String(), Timeout: 100 * time.Millisecond}
+	if _, err := silent.ForPeer("before-connect").DialContext(t.Context(), "tcp", vectorOnion+":80"); err == nil {
+		t.Fatal("dial through a silent proxy succeeded")
+	}
+	srv.Route(vectorOnion, echoListener(t).Addr().String())
+	d := (&socks.Dialer{ProxyAddr: srv.Addr(), Timeout: time.Second}).ForPeer("before-connect")
+	c, err := d.DialContext(t.Context(), "tcp", vectorOnion+":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if got, want := srv.Requests()[4].Username, d.Isolation; got != want {
+		t.Errorf("after a failure before CONNECT the credential is %s, want the base %s", got, want)
 	}
 }

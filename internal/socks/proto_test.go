@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -297,5 +299,42 @@ func BenchmarkProtocol(b *testing.B) {
 		if _, err := parseReply(rep); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestNoteFailureOncePerCount: concurrent failures of dials that sent the
+// same credential advance the peer's count once, so the retry after them
+// does not skip past circuits that were never tried; a failure reported
+// late, for an older count, does not advance it again. A table past
+// maxFailures is dropped.
+func TestNoteFailureOncePerCount(t *testing.T) {
+	d := (&Dialer{ProxyAddr: "127.0.0.1:9"}).ForPeer("concurrent-failures")
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.noteFailure(0) }()
+	}
+	wg.Wait()
+	cred, n := d.credential()
+	if n != 1 || cred == d.Isolation || cred != retryCredential(d.Isolation, 1) {
+		t.Fatalf("after 20 concurrent failures of count 0: count %d, credential %s", n, cred)
+	}
+	d.noteFailure(0) // late report of the old count
+	if _, n := d.credential(); n != 1 {
+		t.Fatalf("a late failure of count 0 moved the count to %d", n)
+	}
+	d.noteFailure(1)
+	if _, n := d.credential(); n != 2 {
+		t.Fatalf("count %d after a failure of count 1, want 2", n)
+	}
+	if c := retryCredential(d.Isolation, 2); len(c) != 32 || strings.HasPrefix(c, "<") {
+		t.Fatalf("derived credential %q", c)
+	}
+
+	for i := range maxFailures + 1 {
+		(&Dialer{ProxyAddr: "127.0.0.1:9"}).ForPeer(fmt.Sprint("many-", i)).noteFailure(0)
+	}
+	if nFailures.Load() > maxFailures {
+		t.Fatalf("failure table holds %d entries, over %d", nFailures.Load(), maxFailures)
 	}
 }
