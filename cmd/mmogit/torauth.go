@@ -28,7 +28,10 @@ onion_auth), before the agent sees a byte.
 Give the public key to the operator of the restricted agent. Put the private
 key in your own tor.json under "tor": {"client_auth": {"<their onion
 address>": "<private key>"}} and restart your agent. The private key is a
-secret: anyone holding it can reach that agent.`,
+secret: anyone holding it can reach that agent.
+
+A restricted agent must use "transport": "tor" (a TCP listener would let
+anyone in), and client_auth needs the agent's own tor, not tor.attach.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			k, err := onion.NewClientKey()

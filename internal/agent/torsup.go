@@ -146,8 +146,10 @@ func (t *torSupervisor) start(ctx context.Context) error {
 }
 
 // addClientAuth gives tor this agent's keys for restricted peers
-// (tor.client_auth). They live only in tor's memory, so every start, and
-// every restart of a tor that died, gives them again.
+// (tor.client_auth). They live only in tor's memory, so every start, every
+// restart of a tor that died and every NEWNYM (which purges them) gives
+// them again. (Config refuses client_auth with an attached tor, whose
+// reloads would drop them behind the agent's back.)
 func (t *torSupervisor) addClientAuth(ctx context.Context, d *tor.Daemon) error {
 	for addr, key := range t.a.opts.Config.Tor.ClientAuth {
 		k, err := onion.ParseClientPrivateKey(key)
@@ -284,5 +286,11 @@ func (t *torSupervisor) rotate(ctx context.Context) (time.Duration, error) {
 	if d == nil {
 		return 0, fmt.Errorf("agent: tor is not running")
 	}
-	return d.NewCircuits(ctx)
+	deferred, err := d.NewCircuits(ctx)
+	if err != nil {
+		return deferred, err
+	}
+	// NEWNYM purges tor's client state, the client authorization keys
+	// given over the control port included.
+	return deferred, t.addClientAuth(ctx, d)
 }

@@ -208,11 +208,31 @@ func (c *Config) Validate() error {
 			return &FieldError{Field: fmt.Sprintf("tor.authorized_clients[%d]", i), Err: err}
 		}
 	}
-	for addr, k := range t.ClientAuth {
-		if _, err := onion.Parse(addr); err != nil {
-			return &FieldError{Field: "tor.client_auth[" + addr + "]", Err: err}
+	if len(t.AuthorizedClients) > 0 {
+		// The restriction is tor's, on the onion service only: a TCP
+		// listener would let anyone in.
+		leaky := c.Transport != Tor
+		for _, pt := range c.PeerTransport {
+			leaky = leaky || pt != Tor
 		}
-		if _, err := onion.ParseClientPrivateKey(k); err != nil {
+		if leaky {
+			return fieldErr("tor.authorized_clients", "restricts only the onion service, but with transport %q or a direct/hybrid peer_transport the agent's TCP listener accepts anyone: use \"transport\": \"tor\" without such overrides", c.Transport)
+		}
+	}
+	if len(t.ClientAuth) > 0 && t.Attach != nil {
+		return fieldErr("tor.client_auth", "needs the agent's own tor: a shared tor (tor.attach) would give these keys to every program using its SocksPort, keep them after the agent stops, and drop them on every reload")
+	}
+	addrs := make([]string, 0, len(t.ClientAuth))
+	for addr := range t.ClientAuth {
+		addrs = append(addrs, addr)
+	}
+	sort.Strings(addrs) // the same first error on every run
+	for _, addr := range addrs {
+		if _, err := onion.Parse(addr); err != nil {
+			// Not echoed: a key swapped with its value is a private key.
+			return fieldErr("tor.client_auth", "a key is not a valid v3 onion address: keys are the restricted peers' addresses, values the private keys from `mmogit tor auth-key`")
+		}
+		if _, err := onion.ParseClientPrivateKey(t.ClientAuth[addr]); err != nil {
 			return &FieldError{Field: "tor.client_auth[" + addr + "]", Err: err}
 		}
 	}
@@ -251,6 +271,12 @@ func Load(dir string) (Config, error) {
 	c, err := Parse(b)
 	if err != nil {
 		return Config{}, fmt.Errorf("config: %s: %w", p, err)
+	}
+	if len(c.Tor.ClientAuth) > 0 {
+		// Private keys live in it now, so it gets the seed's rule.
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			return Config{}, fmt.Errorf("config: %s holds client authorization keys (tor.client_auth) but has mode %04o, readable by others: run `chmod 600 %s`", p, fi.Mode().Perm(), p)
+		}
 	}
 	return c, nil
 }

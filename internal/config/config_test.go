@@ -63,7 +63,10 @@ func TestLoadErrors(t *testing.T) {
 		{"negative max_streams", `{"tor":{"max_streams":-1}}`, `field "tor.max_streams": -1 out of range`},
 		{"empty service", `{"services":["memory_sync",""]}`, `field "services[1]"`},
 		{"bad authorized client", `{"tor":{"authorized_clients":["` + testClientPub + `","nope"]}}`, `field "tor.authorized_clients[1]": onion: bad client authorization key`},
-		{"client auth for a bad address", `{"tor":{"client_auth":{"abc.onion":"` + testClientPriv + `"}}}`, `field "tor.client_auth[abc.onion]": onion:`},
+		{"client auth for a bad address", `{"tor":{"client_auth":{"abc.onion":"` + testClientPriv + `"}}}`, `field "tor.client_auth": a key is not a valid v3 onion address`},
+		{"authorized clients in hybrid mode", `{"transport":"hybrid","tor":{"authorized_clients":["` + testClientPub + `"]}}`, `field "tor.authorized_clients": restricts only the onion service`},
+		{"authorized clients with a direct override", `{"peer_transport":{"p":"direct"},"tor":{"authorized_clients":["` + testClientPub + `"]}}`, `field "tor.authorized_clients"`},
+		{"client auth on a shared tor", `{"tor":{"attach":{"control":"unix:/run/tor/control"},"client_auth":{"` + testOnion + `":"` + testClientPriv + `"}}}`, `field "tor.client_auth": needs the agent's own tor`},
 		{"client auth with a public key", `{"tor":{"client_auth":{"` + testOnion + `":"` + testClientPub + `"}}}`, `field "tor.client_auth[` + testOnion + `]": onion: bad client authorization key`},
 		{"client auth not a map", `{"tor":{"client_auth":["x"]}}`, `field "tor.client_auth"`},
 		{"space in bootstrap", `{"bootstrap":["abc def.onion"]}`, `field "bootstrap[0]"`},
@@ -89,6 +92,41 @@ const (
 	testClientPub  = "UTQJFEVWKHBHROLXFRLJ6X5JXMJ5SBVUNK3IZHPZ3QVUICPYUIEQ"
 	testOnion      = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion"
 )
+
+// TestClientAuthKeysNotEchoed: a private key in the wrong place (swapped
+// with its address, or pasted as an authorized client) is never printed.
+func TestClientAuthKeysNotEchoed(t *testing.T) {
+	for _, body := range []string{
+		`{"tor":{"client_auth":{"` + testClientPriv + `":"` + testOnion + `"}}}`,
+		`{"tor":{"authorized_clients":["` + testClientPriv + `"]}}`,
+	} {
+		_, err := Parse([]byte(body))
+		if err == nil || strings.Contains(err.Error(), testClientPriv[:10]) {
+			t.Errorf("Parse(%s) = %v: want an error without the key", body, err)
+		}
+	}
+}
+
+// TestClientAuthFileMode: a tor.json holding private keys that others can
+// read is refused, as a seed file is.
+func TestClientAuthFileMode(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, FileName)
+	body := []byte(`{"tor":{"client_auth":{"` + testOnion + `":"` + testClientPriv + `"}}}`)
+	if err := os.WriteFile(p, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("Load of a 0644 tor.json with client_auth = %v", err)
+	}
+	os.Chmod(p, 0o600)
+	if _, err := Load(dir); err != nil {
+		t.Fatal(err)
+	}
+}
 
 func TestClientAuthFields(t *testing.T) {
 	c, err := Parse([]byte(`{"tor":{"authorized_clients":["descriptor:x25519:` + testClientPub + `"],"client_auth":{"` + testOnion + `":"x25519:` + testClientPriv + `"}}}`))

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/mmogit/mmogit/internal/cluster"
 	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/localapi"
+	"github.com/mmogit/mmogit/internal/torctl"
 )
 
 // TestRestrictedOnionService: an agent whose tor.json lists an authorized
@@ -57,6 +59,15 @@ func TestRestrictedOnionService(t *testing.T) {
 		t.Fatalf("keyholder's connect: %v", err)
 	}
 
+	// NEWNYM (tor rotate) purges the keys given over the control port; the
+	// agent gives them again, so its tor still holds the key afterwards.
+	if _, err := keyholder.Client.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := clientAuthView(ctx, t, keyholder, addr); !strings.Contains(got, "x25519:") {
+		t.Errorf("keyholder's tor after rotate: ONION_CLIENT_AUTH_VIEW = %q, want the key", got)
+	}
+
 	// What a user of the CLI sees: a JSON error with the kind, exit code 4.
 	out, _, err = mm(t, stranger.Dir, "", "--json", "tor", "connect", addr)
 	var ee *exec.ExitError
@@ -82,4 +93,28 @@ func connectFinal(ctx context.Context, t *testing.T, a *cluster.Agent, addr stri
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// clientAuthView asks the agent's own tor which client authorization
+// credentials it holds for addr (ONION_CLIENT_AUTH_VIEW).
+func clientAuthView(ctx context.Context, t *testing.T, a *cluster.Agent, addr string) string {
+	t.Helper()
+	dir := filepath.Join(a.Dir, "tor-data")
+	c, err := torctl.Dial(ctx, "unix", filepath.Join(dir, "control.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Authenticate(ctx, torctl.AuthOptions{CookiePath: filepath.Join(dir, "control_auth_cookie"), RequireSafeCookie: true}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Do(ctx, "ONION_CLIENT_AUTH_VIEW "+strings.TrimSuffix(addr, ".onion"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range r.Lines {
+		lines = append(lines, l.Text)
+	}
+	return strings.Join(lines, "\n")
 }

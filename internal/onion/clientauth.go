@@ -1,12 +1,14 @@
 package onion
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 )
 
 // Client authorization (rend-spec-v3 §2.5.1.2, tor's ClientOnionAuthDir
@@ -44,14 +46,34 @@ func ParseClientPublicKey(s string) (*ecdh.PublicKey, error) {
 	v := strings.TrimPrefix(strings.TrimSpace(s), authFilePrefix)
 	b, err := b32.DecodeString(strings.ToUpper(v))
 	if err != nil || len(b) != 32 {
-		return nil, fmt.Errorf("%w: public key %q is not 52 base32 characters (32 bytes)", ErrClientKey, truncateKey(s))
+		// The value is not echoed: the likeliest mistake is pasting the
+		// private key of the pair here.
+		hint := ""
+		if _, perr := ParseClientPrivateKey(s); perr == nil {
+			hint = "; this looks like a private key: use the public key of the pair"
+		}
+		return nil, fmt.Errorf("%w: public key is not 52 base32 characters (32 bytes)%s", ErrClientKey, hint)
 	}
 	k, err := ecdh.X25519().NewPublicKey(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrClientKey, err)
 	}
+	// A low-order point (all zeros, among others) gives every client the
+	// same shared secret: anyone knowing the address could then read the
+	// descriptor. X25519 with such a point yields all zeros, which Go's
+	// ECDH refuses.
+	if _, err := lowOrderProbe().ECDH(k); err != nil {
+		return nil, fmt.Errorf("%w: public key is a low-order point, which would let anyone in", ErrClientKey)
+	}
 	return k, nil
 }
+
+// lowOrderProbe is any fixed x25519 private key: a low-order public key
+// gives an all-zero result with every private key.
+var lowOrderProbe = sync.OnceValue(func() *ecdh.PrivateKey {
+	k, _ := ecdh.X25519().NewPrivateKey(bytes.Repeat([]byte{0x42}, 32))
+	return k
+})
 
 // ParseClientPrivateKey reads a client's private key: 44 base64
 // characters, optionally prefixed "x25519:" as tor's control port writes it.
@@ -67,11 +89,4 @@ func ParseClientPrivateKey(s string) (*ecdh.PrivateKey, error) {
 		return nil, fmt.Errorf("%w: %v", ErrClientKey, err)
 	}
 	return k, nil
-}
-
-func truncateKey(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
-	}
-	return s
 }

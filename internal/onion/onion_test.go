@@ -2,6 +2,7 @@ package onion
 
 import (
 	"bytes"
+	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/sha512"
 	"encoding/base64"
@@ -321,11 +322,16 @@ func TestClientKeys(t *testing.T) {
 		{"private: too short", priv[:40], false},
 		{"private: not base64", "!" + priv[1:], false},
 		{"private: the public form", pub, false},
+		{"public: all zeros (low order)", strings.Repeat("A", 52), true},
+		{"public: 1 (low order)", EncodeClientPublicKey(mustPub(t, append([]byte{1}, make([]byte, 31)...))), true},
 	}
 	for _, tt := range bad {
 		var err error
 		if tt.pub {
 			_, err = ParseClientPublicKey(tt.s)
+			if err != nil && len(tt.s) > 8 && strings.Contains(err.Error(), tt.s[:8]) {
+				t.Errorf("%s: error echoes the value: %v", tt.name, err)
+			}
 		} else {
 			_, err = ParseClientPrivateKey(tt.s)
 			if err != nil && tt.s != "" && strings.Contains(err.Error(), tt.s[:8]) {
@@ -352,4 +358,13 @@ func TestClientKeyVector(t *testing.T) {
 	if !priv.PublicKey().Equal(pub) {
 		t.Fatalf("public key of the vector = %s", EncodeClientPublicKey(priv.PublicKey()))
 	}
+}
+
+func mustPub(t *testing.T, b []byte) *ecdh.PublicKey {
+	t.Helper()
+	k, err := ecdh.X25519().NewPublicKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
