@@ -182,10 +182,6 @@ func (p Payload) MarshalJSON() ([]byte, error) {
 			ApplicableTo []string `json:"applicable_to"`
 		}{plain(p), p.Topic, p.Lesson, p.Context, list(p.ApplicableTo)})
 	case Relationship:
-		last := p.LastInteraction
-		if last == nil {
-			last = &time.Time{}
-		}
 		return json.Marshal(struct {
 			plain
 			Identity        string    `json:"identity"`
@@ -193,12 +189,8 @@ func (p Payload) MarshalJSON() ([]byte, error) {
 			RapportLevel    int       `json:"rapport_level"`
 			LastInteraction time.Time `json:"last_interaction"`
 			SharedMemories  []string  `json:"shared_memories"`
-		}{plain(p), p.Identity, p.Context, p.RapportLevel, *last, list(p.SharedMemories)})
+		}{plain(p), p.Identity, p.Context, p.RapportLevel, orZero(p.LastInteraction), list(p.SharedMemories)})
 	case Task:
-		started := p.Started
-		if started == nil {
-			started = &time.Time{}
-		}
 		return json.Marshal(struct {
 			plain
 			Description string     `json:"description"`
@@ -207,7 +199,7 @@ func (p Payload) MarshalJSON() ([]byte, error) {
 			Completed   *time.Time `json:"completed"`
 			Blockers    []string   `json:"blockers"`
 			Learnings   []string   `json:"learnings"`
-		}{plain(p), p.Description, or(p.Status, TaskNotStarted), *started, p.Completed, list(p.Blockers), list(p.Learnings)})
+		}{plain(p), p.Description, or(p.Status, TaskNotStarted), orZero(p.Started), p.Completed, list(p.Blockers), list(p.Learnings)})
 	case Experience:
 		return json.Marshal(struct {
 			plain
@@ -244,6 +236,14 @@ func (p Payload) MarshalJSON() ([]byte, error) {
 		}{plain(p), p.Schema, data})
 	}
 	return json.Marshal(plain(p))
+}
+
+// orZero is *t, or the zero time for a required timestamp left unset.
+func orZero(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
 }
 
 // Values of the reference's enums that NewMemory uses.
