@@ -82,7 +82,11 @@ func ParseClientPrivateKey(s string) (*ecdh.PrivateKey, error) {
 	b, err := base64.StdEncoding.DecodeString(v)
 	if err != nil || len(b) != 32 {
 		// Never echo a private key, even a malformed one.
-		return nil, fmt.Errorf("%w: private key is not 44 base64 characters (32 bytes)", ErrClientKey)
+		hint := ""
+		if raw, err := b32.DecodeString(strings.ToUpper(strings.TrimPrefix(v, "descriptor:x25519:"))); err == nil && len(raw) == 32 {
+			hint = "; this is base32 (a public key, or tor's .auth_private form): give the base64 private key `mmogit tor auth-key` prints"
+		}
+		return nil, fmt.Errorf("%w: private key is not 44 base64 characters (32 bytes)%s", ErrClientKey, hint)
 	}
 	k, err := ecdh.X25519().NewPrivateKey(b)
 	if err != nil {
