@@ -195,15 +195,16 @@ func (a *Agent) Kill() {
 }
 
 // Tail returns the last n lines of the agent's log.
-func (a *Agent) Tail(n int) string { return tailFile(a.Log, n) }
+func (a *Agent) Tail(n int) string { return TailFile(a.Log, n) }
 
 // TorTail returns the last n lines of the log of the agent's own tor
 // (notice level), which says why a circuit or an onion service failed.
 func (a *Agent) TorTail(n int) string {
-	return tailFile(filepath.Join(a.Dir, "tor-data", "tor.log"), n)
+	return TailFile(filepath.Join(a.Dir, "tor-data", "tor.log"), n)
 }
 
-func tailFile(path string, n int) string {
+// TailFile returns the last n lines of a log file, indented for a test log.
+func TailFile(path string, n int) string {
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > n {

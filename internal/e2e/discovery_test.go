@@ -375,7 +375,7 @@ func testForgeries(t *testing.T, agents []*cluster.Agent) {
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Logf("tor log of the test client:\n%s", tailFile(filepath.Join(testnetDir(t), "client", "tor.log"), 30))
+			t.Logf("tor log of the test client:\n%s", cluster.TailFile(filepath.Join(testnetDir(t), "client", "tor.log"), 30))
 			t.Fatalf("connect to %s over its onion service: %v", agents[i].Name, err)
 		}
 	}

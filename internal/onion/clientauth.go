@@ -83,7 +83,7 @@ func ParseClientPrivateKey(s string) (*ecdh.PrivateKey, error) {
 	if err != nil || len(b) != 32 {
 		// Never echo a private key, even a malformed one.
 		hint := ""
-		if raw, err := b32.DecodeString(strings.ToUpper(strings.TrimPrefix(v, "descriptor:x25519:"))); err == nil && len(raw) == 32 {
+		if raw, err := b32.DecodeString(strings.ToUpper(strings.TrimPrefix(v, authFilePrefix))); err == nil && len(raw) == 32 {
 			hint = "; this is base32 (a public key, or tor's .auth_private form): give the base64 private key `mmogit tor auth-key` prints"
 		}
 		return nil, fmt.Errorf("%w: private key is not 44 base64 characters (32 bytes)%s", ErrClientKey, hint)
