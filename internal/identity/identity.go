@@ -187,3 +187,35 @@ func EstimateEntropy(phrase string) float64 {
 	}
 	return float64(len([]rune(phrase))) * math.Log2(float64(pool))
 }
+
+// ParsePeerKey reads the public key of another agent from any of its three
+// names: a 64-hex Ed25519 key (its mmogit author), its v3 onion address
+// (with or without ".onion"), or its libp2p peer ID. Short hex prefixes are
+// refused: anyone can grind a key that shares one.
+func ParsePeerKey(s string) (ed25519.PublicKey, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, fmt.Errorf("identity: empty peer name; give a 64-hex key, an onion address or a peer ID")
+	}
+	if len(s) == 2*ed25519.PublicKeySize {
+		if b, err := hex.DecodeString(s); err == nil {
+			return ed25519.PublicKey(b), nil
+		}
+	}
+	if pub, err := onion.Parse(s); err == nil {
+		return pub, nil
+	} else if strings.HasSuffix(strings.ToLower(s), onion.Suffix) || len(s) == 56 {
+		return nil, fmt.Errorf("identity: %q is not a valid onion address: %w", s, err)
+	}
+	if id, err := peer.Decode(s); err == nil {
+		pub, err := PublicFromPeerID(id)
+		if err != nil {
+			return nil, fmt.Errorf("identity: peer ID %s: %w", s, err)
+		}
+		return pub, nil
+	}
+	if _, err := hex.DecodeString(s); err == nil && len(s) < 2*ed25519.PublicKeySize {
+		return nil, fmt.Errorf("identity: %q is a key prefix; give the whole 64-hex key (a prefix is cheap to grind)", s)
+	}
+	return nil, fmt.Errorf("identity: %q is not a 64-hex key, an onion address or a peer ID", s)
+}

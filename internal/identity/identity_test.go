@@ -203,3 +203,31 @@ func FuzzFromPhrase(f *testing.F) {
 		}
 	})
 }
+
+func TestParsePeerKey(t *testing.T) {
+	id := FromSeed(make([]byte, 32))
+	good := []string{id.PubHex(), id.OnionAddress(), strings.TrimSuffix(id.OnionAddress(), ".onion"), strings.ToUpper(id.OnionAddress()), id.PeerID().String(), " " + id.PubHex() + "\n"}
+	for _, s := range good {
+		pub, err := ParsePeerKey(s)
+		if err != nil {
+			t.Errorf("ParsePeerKey(%q): %v", s, err)
+			continue
+		}
+		if !pub.Equal(id.Public) {
+			t.Errorf("ParsePeerKey(%q) = %x, want %x", s, pub, id.Public)
+		}
+	}
+	bad := map[string]string{
+		"":                     "empty",
+		id.PubHex()[:8]:        "prefix",
+		"zz" + id.PubHex()[2:]: "not a 64-hex key",
+		id.OnionAddress()[1:]:  "not a valid onion address",
+		"hello":                "not a 64-hex key",
+	}
+	for s, want := range bad {
+		_, err := ParsePeerKey(s)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParsePeerKey(%q) = %v, want an error containing %q", s, err, want)
+		}
+	}
+}
