@@ -18,8 +18,20 @@ func init() { extraCommands = append(extraCommands, newSyncCmd, newPeersCmd) }
 func newSyncCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "sync [PEER]",
-		Short: "Sync memories with one peer (peer ID, onion address or multiaddr) or with every known peer",
-		Long:  "Exchange signed messages with peers through the running agent. Each side receives only what it lacks; every received message's signature is checked before it is stored." + publicNote,
+		Short: "Sync memories with one peer (peer ID, onion address or multiaddr) or with every trusted peer",
+		Long: `Exchange signed messages with peers through the running agent. Each side
+receives only what it lacks and what the other lets it have; every received
+message's signature is checked before it is stored.
+
+With no PEER, syncs with every peer in the trust list (mmogit trust list) and
+every recipient of your own encrypted posts, a few at a time (tor.json
+"sync": {"concurrency": 4}). Agents found by discovery are synced only when
+named.
+
+What moves is decided by the trust list on each side: a peer without the
+read role receives only your --public posts (and your posts addressed to it
+with --to); a peer without the write role stores nothing here, and what it
+offered is counted as "refused".`,
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			peer := ""
@@ -35,23 +47,23 @@ func newSyncCmd() *cobra.Command {
 			sum := localapi.Summarize(rs)
 			err = g.emit(sum, func(w io.Writer) {
 				if len(sum.Peers) == 0 {
-					fmt.Fprintln(w, "no known peers; connect with `mmogit tor connect ADDRESS` or discover with `mmogit tor discover memory_sync`")
+					fmt.Fprintln(w, "no trusted peers; add one with `mmogit trust add ADDRESS --read --write` (or `mmogit join INVITE`), or name a peer: `mmogit sync ADDRESS`")
 				}
 				for _, r := range sum.Peers {
 					if r.Error != "" {
 						fmt.Fprintf(w, "%s  FAILED (%s): %s", r.PeerID, r.ErrorKind, r.Error)
-						if r.Received > 0 || r.Sent > 0 || r.Rejected > 0 {
-							fmt.Fprintf(w, " (before failing: received %d, sent %d, rejected %d)", r.Received, r.Sent, r.Rejected)
+						if r.Received > 0 || r.Sent > 0 || r.Rejected > 0 || r.Refused > 0 {
+							fmt.Fprintf(w, " (before failing: received %d, sent %d, rejected %d, refused %d)", r.Received, r.Sent, r.Rejected, r.Refused)
 						}
 						fmt.Fprintln(w)
 						continue
 					}
-					fmt.Fprintf(w, "%s  received %d, sent %d, rejected %d, %d/%d bytes in %.0f ms\n",
-						r.PeerID, r.Received, r.Sent, r.Rejected, r.BytesRecv, r.BytesSent, r.DurationMs)
+					fmt.Fprintf(w, "%s  received %d, sent %d, rejected %d, refused %d, %d/%d bytes in %.0f ms\n",
+						r.PeerID, r.Received, r.Sent, r.Rejected, r.Refused, r.BytesRecv, r.BytesSent, r.DurationMs)
 				}
 				if len(sum.Peers) > 1 {
-					fmt.Fprintf(w, "total: %d peers (%d failed), received %d, sent %d, rejected %d\n",
-						len(sum.Peers), sum.Failed, sum.Received, sum.Sent, sum.Rejected)
+					fmt.Fprintf(w, "total: %d peers (%d failed), received %d, sent %d, rejected %d, refused %d\n",
+						len(sum.Peers), sum.Failed, sum.Received, sum.Sent, sum.Rejected, sum.Refused)
 				}
 			})
 			if err == nil && sum.Failed > 0 && sum.Failed == len(sum.Peers) {

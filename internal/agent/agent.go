@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/discovery"
@@ -26,7 +25,7 @@ import (
 	"github.com/mmogit/mmogit/internal/oniontransport"
 	"github.com/mmogit/mmogit/internal/p2p"
 	"github.com/mmogit/mmogit/internal/socks"
-	"github.com/mmogit/mmogit/internal/syncproto"
+	"github.com/mmogit/mmogit/internal/trust"
 )
 
 // SyncProtocol is the libp2p protocol ID of memory sync.
@@ -54,6 +53,8 @@ type Agent struct {
 	log   *slog.Logger
 	store *memory.Store
 	peers *peerBook
+	trust *trust.Book  // who may read and write (trust.json, re-read when it changes)
+	quota *trust.Quota // what each writing peer may still store today
 	lock  *lockFile
 	start time.Time
 
@@ -117,8 +118,14 @@ func New(opts Options) (*Agent, error) {
 		lock.release()
 		return nil, err
 	}
+	tb, err := trust.NewBook(opts.ConfigDir)
+	if err != nil {
+		lock.release()
+		return nil, err
+	}
 	a := &Agent{
 		opts: opts, id: opts.Identity, log: opts.Logger, store: st, peers: pb, lock: lock,
+		trust: tb, quota: trust.NewQuota(opts.Config.Sync.QuotaMessages, opts.Config.Sync.QuotaBytes),
 		start: time.Now(), ready: make(chan struct{}),
 	}
 	if a.needsTor() {
@@ -419,24 +426,4 @@ func (a *Agent) Shutdown() {
 			go func() { time.Sleep(50 * time.Millisecond); a.stop() }()
 		}
 	})
-}
-
-func (a *Agent) handleSync(s network.Stream) {
-	defer s.Close()
-	remote := s.Conn().RemotePeer()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	st, err := syncproto.Sync(ctx, s, a.store, a.syncOptions(remote))
-	if err != nil {
-		a.log.Warn("inbound sync failed", "peer", remote, "err", err)
-		s.Reset()
-		return
-	}
-	a.rememberPeer(remote)
-	a.peers.touch(remote, true)
-	if st.Rejected > 0 {
-		// Forged, tampered or malformed messages: none was stored.
-		a.log.Warn("inbound sync rejected messages", "peer", remote, "rejected", st.Rejected, "first", errors.Join(st.RejectErrors...))
-	}
-	a.log.Info("inbound sync", "peer", remote, "received", st.Added, "sent", st.MessagesSent, "rejected", st.Rejected)
 }

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"sync"
 	"syscall"
 	"time"
 
@@ -227,126 +226,6 @@ func (a *Agent) dialable(id peer.ID, addrs []ma.Multiaddr) []ma.Multiaddr {
 		return nil
 	}
 	return allowed
-}
-
-// syncOptions are the sync protocol settings the agent uses.
-// The peer is already authenticated by libp2p's Noise handshake; the sync
-// hello must name the same key, so a peer cannot relay another's identity.
-func (a *Agent) syncOptions(remote peer.ID) syncproto.Options {
-	o := syncproto.Options{Identity: a.id.Private, RequireAuth: true, IdleTimeout: a.syncIdle, Logger: a.log}
-	if pub, err := identity.PublicFromPeerID(remote); err == nil {
-		o.ExpectPeer = pub
-	}
-	return o
-}
-
-// Sync implements localapi.Backend.
-func (a *Agent) Sync(ctx context.Context, req localapi.SyncRequest, progress func(localapi.SyncProgress)) ([]localapi.SyncResult, error) {
-	if !a.started() {
-		return nil, errStarting
-	}
-	var targets []peer.AddrInfo
-	onionHosts := map[peer.ID]string{}
-	if req.Peer != "" {
-		ai, oh, err := parseTarget(req.Peer)
-		if err != nil {
-			return nil, &kindError{kind: "bad_address", err: err}
-		}
-		targets = append(targets, ai)
-		onionHosts[ai.ID] = oh
-	} else {
-		for _, r := range a.peers.list() {
-			id, err := peer.Decode(r.PeerID)
-			if err != nil {
-				continue
-			}
-			ai, _ := a.peers.addrInfo(id)
-			targets = append(targets, ai)
-		}
-	}
-	results := make([]localapi.SyncResult, len(targets))
-	var wg sync.WaitGroup
-	for i, ai := range targets {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = a.syncOne(ctx, ai, onionHosts[ai.ID], progress)
-		}()
-	}
-	wg.Wait()
-	sort.Slice(results, func(i, j int) bool { return results[i].PeerID < results[j].PeerID })
-	return results, nil
-}
-
-// syncOne connects to one peer (retrying transient onion failures with
-// backoff) and runs the sync protocol on a new stream.
-func (a *Agent) syncOne(ctx context.Context, ai peer.AddrInfo, onionHost string, progress func(localapi.SyncProgress)) localapi.SyncResult {
-	res := localapi.SyncResult{PeerID: ai.ID.String()}
-	start := time.Now()
-	fail := func(err error) localapi.SyncResult {
-		res.Error, res.ErrorKind = err.Error(), classify(err)
-		res.RetryAfterMs = socks.RetryAfter(err).Milliseconds()
-		res.DurationMs = ms(time.Since(start))
-		a.log.Warn("sync failed", "peer", ai.ID, "err", err)
-		return res
-	}
-	if err := a.connectRetry(ctx, ai, onionHost); err != nil {
-		return fail(err)
-	}
-	s, err := a.host.Host().NewStream(network.WithAllowLimitedConn(ctx, "sync"), ai.ID, SyncProtocol)
-	if err != nil {
-		return fail(fmt.Errorf("agent: open sync stream to %s: %w", ai.ID, err))
-	}
-	defer s.Close()
-	opts := a.syncOptions(ai.ID)
-	if progress != nil {
-		opts.Progress = func(received, wanted int) {
-			progress(localapi.SyncProgress{PeerID: ai.ID.String(), Received: received, Wanted: wanted})
-		}
-	}
-	st, err := syncproto.Sync(ctx, s, a.store, opts)
-	// A failed sync reports what moved before it failed: what was
-	// received is stored (each batch on its own), and the next sync
-	// resumes from there.
-	res.Sent, res.Received, res.Rejected = st.MessagesSent, st.Added, st.Rejected
-	res.BytesSent, res.BytesRecv = st.BytesSent, st.BytesReceived
-	if err != nil {
-		s.Reset()
-		return fail(err)
-	}
-	a.peers.touch(ai.ID, true)
-	res.DurationMs = ms(time.Since(start))
-	return res
-}
-
-// connectRetry retries what socks says is worth retrying (an onion
-// descriptor that was just uploaded, a failed introduction) a few times.
-func (a *Agent) connectRetry(ctx context.Context, ai peer.AddrInfo, onionHost string) error {
-	if a.host.Host().Network().Connectedness(ai.ID) == network.Connected {
-		return nil
-	}
-	const attempts = 4
-	var err error
-	for attempt := range attempts {
-		if err = a.connect(ctx, ai, onionHost); err == nil {
-			return nil
-		}
-		wait := socks.RetryAfter(err)
-		if wait <= 0 || attempt == attempts-1 {
-			return err
-		}
-		wait = wait << attempt
-		if a.retryWait != nil {
-			wait = a.retryWait(wait)
-		}
-		a.log.Info("peer unreachable, retrying", "peer", ai.ID, "err", err, "in", wait)
-		select {
-		case <-ctx.Done():
-			return errors.Join(err, ctx.Err())
-		case <-time.After(wait):
-		}
-	}
-	return err
 }
 
 // Peers implements localapi.Backend.

@@ -62,6 +62,19 @@ type Config struct {
 	// from discovery within this time.
 	AdvertisementTTL Duration    `json:"advertisement_ttl"`
 	Tor              TorSettings `json:"tor"`
+	// Sync limits the memory sync (see SyncSettings).
+	Sync SyncSettings `json:"sync"`
+}
+
+// SyncSettings bound what a sync costs this agent.
+type SyncSettings struct {
+	// Concurrency is how many peers a bare `mmogit sync` syncs at once.
+	Concurrency int `json:"concurrency"`
+	// QuotaMessages and QuotaBytes bound what each peer with the write
+	// role may store here per day (bytes of content); past them its
+	// messages are refused and counted. 0 means unlimited.
+	QuotaMessages int   `json:"quota_messages_per_day"`
+	QuotaBytes    int64 `json:"quota_bytes_per_day"`
 }
 
 // TorSettings configures the tor daemon the agent starts or attaches to.
@@ -113,6 +126,7 @@ func Default() Config {
 		Listen:           []string{"/ip4/127.0.0.1/tcp/0"},
 		Services:         []string{"memory_sync"},
 		AdvertisementTTL: Duration(time.Hour),
+		Sync:             SyncSettings{Concurrency: 4, QuotaMessages: 10000, QuotaBytes: 50 << 20},
 		Tor: TorSettings{
 			OnionPort:        7420,
 			BootstrapTimeout: Duration(3 * time.Minute),
@@ -172,6 +186,15 @@ func (c *Config) Validate() error {
 				return fieldErr(fmt.Sprintf("%s[%d]", name, i), "%q is empty or contains whitespace", v)
 			}
 		}
+	}
+	if c.Sync.Concurrency < 1 || c.Sync.Concurrency > 64 {
+		return fieldErr("sync.concurrency", "%d out of range 1..64", c.Sync.Concurrency)
+	}
+	if c.Sync.QuotaMessages < 0 {
+		return fieldErr("sync.quota_messages_per_day", "%d is negative (0 = unlimited)", c.Sync.QuotaMessages)
+	}
+	if c.Sync.QuotaBytes < 0 {
+		return fieldErr("sync.quota_bytes_per_day", "%d is negative (0 = unlimited)", c.Sync.QuotaBytes)
 	}
 	t := c.Tor
 	if t.OnionPort <= 0 || t.OnionPort > 65535 {

@@ -7,6 +7,7 @@ package localapi
 type SyncSummary struct {
 	Received int          `json:"received"`
 	Rejected int          `json:"rejected"`
+	Refused  int          `json:"refused"` // offered by peers that may not store here
 	Sent     int          `json:"sent"`
 	Failed   int          `json:"failed"` // peers whose sync ended with an error
 	Peers    []SyncResult `json:"peers"`
@@ -21,6 +22,7 @@ func Summarize(rs []SyncResult) SyncSummary {
 	for _, r := range rs {
 		s.Received += r.Received
 		s.Rejected += r.Rejected
+		s.Refused += r.Refused
 		s.Sent += r.Sent
 		if r.Error != "" {
 			s.Failed++

@@ -62,7 +62,8 @@ type ConnectResult struct {
 	ConnectMs float64 `json:"connect_ms"`
 }
 
-// SyncRequest is POST /v1/sync. An empty Peer syncs with every known peer.
+// SyncRequest is POST /v1/sync. An empty Peer syncs with every trusted
+// peer and every recipient of this agent's sealed messages.
 type SyncRequest struct {
 	Peer string `json:"peer,omitempty"`
 }
@@ -84,10 +85,13 @@ type SyncEvent struct {
 
 // SyncResult is one peer's outcome.
 type SyncResult struct {
-	PeerID       string  `json:"peer_id"`
-	Sent         int     `json:"sent"`
-	Received     int     `json:"received"`
-	Rejected     int     `json:"rejected"`
+	PeerID   string `json:"peer_id"`
+	Sent     int    `json:"sent"`
+	Received int    `json:"received"`
+	Rejected int    `json:"rejected"`
+	// Refused counts messages the peer offered that it may not store
+	// here (no write role, or over its quota).
+	Refused      int     `json:"refused"`
 	BytesSent    int64   `json:"bytes_sent"`
 	BytesRecv    int64   `json:"bytes_received"`
 	DurationMs   float64 `json:"duration_ms"`

@@ -77,7 +77,11 @@ type Entry struct {
 // AddResult reports what Add did with each message it was given.
 type AddResult struct {
 	Added, Duplicate, Rejected int
-	Errors                     []error // one per rejection (at most 100)
+	// Refused counts messages not stored because of who sent them (a peer
+	// without the write role, or over its quota), as opposed to Rejected
+	// ones, which failed verification. Store.Add never refuses.
+	Refused int
+	Errors  []error // one per rejection (at most 100)
 }
 
 // Open opens the repository at dir, creating it (like git init, with a work

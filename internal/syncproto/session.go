@@ -61,6 +61,11 @@ type Options struct {
 	MaxFrame int
 	// Logger receives debug records; nil is silent.
 	Logger *slog.Logger
+	// RefuseInbound stores nothing the peer has: the session still
+	// reconciles (so the peer learns nothing it may not) but requests
+	// nothing and counts what it would have requested as Refused. The
+	// agent sets it for a peer without the write role.
+	RefuseInbound bool
 	// Progress, if set, is called from the session's goroutine each time
 	// messages arrive: received so far and the number requested so far
 	// (which grows as the peer's id lists arrive). It must not block.
@@ -84,6 +89,7 @@ type Stats struct {
 	Added             int // new messages stored
 	Duplicates        int
 	Rejected          int     // forged, malformed or unrequested: not stored
+	Refused           int     // not stored because of who sent them (no write role, quota)
 	RejectErrors      []error // why, for the first 100
 	PingsAnswered     int
 }
@@ -515,6 +521,10 @@ func (s *session) onSummary(m NetworkMessage) error {
 
 // pump sends requests while the window allows, then Done and Bye when due.
 func (s *session) pump() error {
+	if s.opts.RefuseInbound && len(s.want) > 0 {
+		s.stats.Refused += len(s.want)
+		s.want = s.want[:0]
+	}
 	for len(s.requests) < maxOutstanding && len(s.want) > 0 {
 		n := min(len(s.want), maxIDsPerRequest)
 		batch := append([]string(nil), s.want[:n]...)
@@ -623,6 +633,7 @@ func (s *session) onResponse(m NetworkMessage) error {
 			s.reject(e)
 		}
 		s.stats.Rejected += res.Rejected - len(res.Errors)
+		s.stats.Refused += res.Refused
 	}
 	return nil
 }
