@@ -32,7 +32,7 @@ What moves is decided by the trust list on each side: a peer without the
 read role receives only your --public posts (and your posts addressed to it
 with --to); a peer without the write role stores nothing here, and what it
 offered is counted as "refused".`,
-		Args:  cobra.MaximumNArgs(1),
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			peer := ""
 			if len(args) == 1 {
