@@ -145,6 +145,7 @@ func (s *forgingStore) Get(ctx context.Context, ids []string) ([]memory.Message,
 // stores the honest ones and nothing else.
 func testForgedAfterHello(t *testing.T, ctx context.Context, ta *testAgent, socksAddr string) {
 	c := newClient(t, 3, socksAddr)
+	ta.grant(t, c.id, false, true) // only a writer's messages are even fetched
 	forged := memory.Sign(c.id.Private, "signed content", time.Now())
 	forged.Content = "edited after signing"
 	if forged.Verify() == nil {

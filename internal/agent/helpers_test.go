@@ -31,6 +31,7 @@ import (
 	"github.com/mmogit/mmogit/internal/socks"
 	"github.com/mmogit/mmogit/internal/syncproto"
 	"github.com/mmogit/mmogit/internal/testnet"
+	"github.com/mmogit/mmogit/internal/trust"
 )
 
 func TestMain(m *testing.M) {
@@ -402,4 +403,13 @@ func awaitGoroutines(t testing.TB, baseline, margin int, wait time.Duration) int
 // isReset reports whether err says the remote reset the stream.
 func isReset(err error) bool {
 	return errors.Is(err, network.ErrReset) || err != nil && strings.Contains(err.Error(), "reset")
+}
+
+// grant gives id roles in ta's trust list; the running agent applies it at
+// the next session.
+func (ta *testAgent) grant(t testing.TB, id *identity.Identity, read, write bool) {
+	t.Helper()
+	if _, err := trust.Set(ta.dir, id.Public, read, write, "", "test"); err != nil {
+		t.Fatal(err)
+	}
 }

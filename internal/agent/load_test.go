@@ -72,6 +72,7 @@ func runLoad(t *testing.T, ta *testAgent, n int, socksAddr string, settle time.D
 	clients := make([]*client, n)
 	for i := range clients {
 		clients[i] = newClient(t, loadClientMessages, socksAddr)
+		ta.grant(t, clients[i].id, true, true)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

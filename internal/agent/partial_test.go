@@ -39,6 +39,7 @@ func TestFailedSyncReportsPartialCounts(t *testing.T) {
 	defer cancel()
 
 	id := newIdentity(t)
+	ta.grant(t, id, false, true)
 	h, err := p2p.New(ctx, p2p.Config{Identity: id, Mode: p2p.ModeDirect, ListenTCP: []string{"/ip4/127.0.0.1/tcp/0"}})
 	if err != nil {
 		t.Fatal(err)
