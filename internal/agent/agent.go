@@ -20,6 +20,7 @@ import (
 	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/discovery"
 	"github.com/mmogit/mmogit/internal/identity"
+	"github.com/mmogit/mmogit/internal/invite"
 	"github.com/mmogit/mmogit/internal/localapi"
 	"github.com/mmogit/mmogit/internal/memory"
 	"github.com/mmogit/mmogit/internal/oniontransport"
@@ -200,6 +201,7 @@ func (a *Agent) run(ctx context.Context) error {
 	}
 	a.host = h
 	h.Host().SetStreamHandler(SyncProtocol, a.handleSync)
+	h.Host().SetStreamHandler(invite.Protocol, a.handleInvite)
 	h.Host().Network().Notify(a.peers.notifiee())
 
 	bootstrap, err := a.bootstrapPeers()

@@ -201,6 +201,12 @@ func (c *Client) Discover(ctx context.Context, service string) (DiscoverResult, 
 	return r, c.do(ctx, "GET", "/v1/discover?service="+url.QueryEscape(service), nil, &r)
 }
 
+// Join redeems an invite line with the inviting agent.
+func (c *Client) Join(ctx context.Context, req JoinRequest) (JoinResult, error) {
+	var r JoinResult
+	return r, c.do(ctx, "POST", "/v1/join", req, &r)
+}
+
 // Rotate asks the agent's tor for new circuits.
 func (c *Client) Rotate(ctx context.Context) (RotateResult, error) {
 	var r RotateResult

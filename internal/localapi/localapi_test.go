@@ -43,6 +43,9 @@ func (f *fakeBackend) Discover(_ context.Context, s string) (DiscoverResult, err
 	return DiscoverResult{Service: s}, nil
 }
 func (f *fakeBackend) Shutdown() { close(f.shutdown) }
+func (f *fakeBackend) Join(_ context.Context, r JoinRequest) (JoinResult, error) {
+	return JoinResult{TrustedRead: r.Read}, nil
+}
 func (f *fakeBackend) Rotate(context.Context) (RotateResult, error) {
 	return RotateResult{DeferredMs: 1}, nil
 }

@@ -24,6 +24,8 @@ type Backend interface {
 	Peers(ctx context.Context) ([]Peer, error)
 	Advertise(ctx context.Context, req AdvertiseRequest) (Advertisement, error)
 	Discover(ctx context.Context, service string) (DiscoverResult, error)
+	// Join redeems an invite with the inviting agent.
+	Join(ctx context.Context, req JoinRequest) (JoinResult, error)
 	// Rotate asks tor for new circuits (SIGNAL NEWNYM).
 	Rotate(ctx context.Context) (RotateResult, error)
 	// Shutdown asks the agent to stop; it returns at once.
@@ -99,6 +101,16 @@ func (s *Server) handlers() map[string]func(w http.ResponseWriter, r *http.Reque
 				return nil, badRequest("missing service")
 			}
 			return s.b.Discover(r.Context(), svc)
+		},
+		"POST /v1/join": func(w http.ResponseWriter, r *http.Request) (any, error) {
+			var req JoinRequest
+			if err := decode(r, &req); err != nil {
+				return nil, err
+			}
+			if req.Invite == "" {
+				return nil, badRequest("missing invite")
+			}
+			return s.b.Join(r.Context(), req)
 		},
 		"POST /v1/rotate": func(w http.ResponseWriter, r *http.Request) (any, error) {
 			return s.b.Rotate(r.Context())

@@ -158,3 +158,24 @@ type RotateResult struct {
 	// rate limit.
 	DeferredMs float64 `json:"deferred_ms"`
 }
+
+// JoinRequest is POST /v1/join: redeem an invite line. Read and Write are
+// the roles this agent gives the inviter (both when neither is set).
+type JoinRequest struct {
+	Invite string `json:"invite"`
+	Read   bool   `json:"read,omitempty"`
+	Write  bool   `json:"write,omitempty"`
+	Alias  string `json:"alias,omitempty"`
+}
+
+// JoinResult says who was joined and the roles on each side.
+type JoinResult struct {
+	PeerID       string `json:"peer_id"`
+	OnionAddress string `json:"onion_address"`
+	// Granted are the roles the inviter gave this agent.
+	GrantedRead  bool `json:"granted_read"`
+	GrantedWrite bool `json:"granted_write"`
+	// Trusted are the roles this agent gave the inviter.
+	TrustedRead  bool `json:"trusted_read"`
+	TrustedWrite bool `json:"trusted_write"`
+}

@@ -61,6 +61,14 @@ type Options struct {
 	MaxFrame int
 	// Logger receives debug records; nil is silent.
 	Logger *slog.Logger
+	// Access, if set, chooses the store the session uses once the peer
+	// has proven its key (nil for an anonymous peer), and whether to
+	// refuse what it offers: what a peer may see can depend on who it is.
+	// Our summary then waits for the peer's Auth, so nothing is revealed
+	// to a peer that only claims a key. The store passed to Sync is not
+	// used. Where the transport already authenticated the peer (libp2p),
+	// choose the store before Sync instead and save the wait.
+	Access func(peer ed25519.PublicKey) (store Syncer, refuseInbound bool, err error)
 	// RefuseInbound stores nothing the peer has: the session still
 	// reconciles (so the peer learns nothing it may not) but requests
 	// nothing and counts what it would have requested as Refused. The
@@ -413,7 +421,25 @@ func (s *session) onHello(m NetworkMessage) error {
 			return err
 		}
 	}
+	if s.opts.Access != nil {
+		if s.needAuth {
+			return nil // the summary follows the peer's proof (onAuth)
+		}
+		if err := s.choose(nil); err != nil {
+			return err
+		}
+	}
 	return s.sendSummary()
+}
+
+// choose applies Options.Access for the peer's proven key.
+func (s *session) choose(peer ed25519.PublicKey) error {
+	st, refuse, err := s.opts.Access(peer)
+	if err != nil {
+		return fmt.Errorf("syncproto: access for peer %x: %w", []byte(peer), err)
+	}
+	s.store, s.opts.RefuseInbound = st, refuse
+	return nil
 }
 
 func (s *session) onAuth(m NetworkMessage) error {
@@ -432,6 +458,12 @@ func (s *session) onAuth(m NetworkMessage) error {
 		return protoErr("peer is %x, expected %x", s.peerPub, []byte(s.opts.ExpectPeer))
 	}
 	s.needAuth, s.stats.PeerAuthenticated = false, true
+	if s.opts.Access != nil {
+		if err := s.choose(ed25519.PublicKey(s.peerPub)); err != nil {
+			return err
+		}
+		return s.sendSummary()
+	}
 	return nil
 }
 
