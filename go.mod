@@ -3,6 +3,9 @@ module github.com/mmogit/mmogit
 go 1.26.0
 
 require (
+	filippo.io/age v1.3.2
+	filippo.io/edwards25519 v1.2.0
+	github.com/btcsuite/btcd/btcutil v1.1.6
 	github.com/go-git/go-git/v5 v5.19.3
 	github.com/ipfs/go-cid v0.6.2
 	github.com/libp2p/go-libp2p v0.51.0
@@ -19,6 +22,7 @@ require (
 require (
 	dario.cat/mergo v1.0.0 // indirect
 	filippo.io/bigmod v0.1.1-0.20260103110540-f8a47775ebe5 // indirect
+	filippo.io/hpke v0.4.0 // indirect
 	filippo.io/keygen v1.0.0 // indirect
 	github.com/Microsoft/go-winio v0.6.2 // indirect
 	github.com/ProtonMail/go-crypto v1.1.6 // indirect
