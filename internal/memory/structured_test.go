@@ -266,7 +266,11 @@ func TestRecall(t *testing.T) {
 		}
 		return m.Content, true
 	}
-	refuseWrapped := func(m Message) (string, bool) { return m.Content, !strings.HasPrefix(m.Content, "wrapped:") }
+	// A refusal skips the message even if the hook returned content.
+	refuseWrapped := func(m Message) (string, bool) {
+		c, _ := unwrap(m)
+		return c, !strings.HasPrefix(m.Content, "wrapped:")
+	}
 	// A forged structured memory injected with the git CLI is ignored.
 	tests := []struct {
 		name string
@@ -287,7 +291,7 @@ func TestRecall(t *testing.T) {
 		{"open hook", Filter{Type: "learning", Tag: "secret", Open: unwrap}, []string{"hidden"}},
 		{"open hook all", Filter{Open: unwrap}, []string{"obs old", "learn", "task", "unrated", "hidden"}},
 		{"open hook refuses", Filter{Open: refuseWrapped, Tag: "secret"}, nil},
-		{"open hook refuses all", Filter{Open: func(Message) (string, bool) { return "", false }}, nil},
+		{"open hook refuses all", Filter{Open: func(m Message) (string, bool) { c, _ := unwrap(m); return c, false }}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
