@@ -35,12 +35,15 @@
 // message signature covers the armoured ciphertext, so anyone still verifies
 // authorship and integrity without reading.
 //
-// What stays visible: the author, the timestamp, the message ID, the size
-// of the plaintext (to within age's 16-byte chunk tags) and the number of
-// recipients (one stanza each). Which keys the recipients are is not
+// What stays visible: the author, the timestamp, the message ID, the
+// exact size of the plaintext (age adds a fixed overhead, see SealedSize)
+// and the number of recipients (one stanza each). Which keys the recipients are is not
 // visible: age X25519 stanzas carry only an ephemeral share. The author
 // keeps that list locally in the recipient index (recipients.json, see
 // [AddToIndex]) so its agent knows which peers may receive which message.
+//
+// Layering: seal imports memory (for MaxContentBytes), so memory cannot
+// import seal; memory.Filter.Open is how a caller decrypts during Recall.
 package seal
 
 import (
