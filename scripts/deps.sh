@@ -2,7 +2,8 @@
 # Installs what mmogit needs on a fresh Debian machine that has Go:
 # tor (>= 0.4.8), obfs4proxy (bridge tests), git, strace (the anonymity
 # trace test), python3 (advertisement vector cross-check), gcc (cgo for the
-# race detector in the e2e tests), and the Go modules.
+# race detector in the e2e tests), age (memory encryption interop tests),
+# and the Go modules.
 set -euo pipefail
 need=()
 command -v tor >/dev/null 2>&1 || need+=(tor)
@@ -12,6 +13,9 @@ command -v git >/dev/null 2>&1 || need+=(git)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 # python3 runs the independent cross-check of the advertisement vectors.
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The seal tests decrypt and encrypt memories with the real age tool
+# (they fail without it when CI=true).
+command -v age >/dev/null 2>&1 || need+=(age)
 # The e2e tests build the agent with -race, which needs cgo.
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 if [ ${#need[@]} -gt 0 ]; then

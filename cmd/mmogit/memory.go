@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -15,12 +17,32 @@ import (
 
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/memory"
+	"github.com/mmogit/mmogit/internal/seal"
 	"github.com/spf13/cobra"
 )
 
 // publicNote is appended to the help of every command that writes memories.
 const publicNote = `
-Messages are signed, not encrypted: every peer you sync with can read them.`
+
+Content is encrypted by default (age, X25519 from your identity key) to
+yourself and to every --to recipient: peers you sync with can check who
+signed it, but only its recipients can read it. Recipients are not written
+into the message; they are kept in <config-dir>/recipients.json. --public
+stores the content in clear, readable by every peer it reaches.`
+
+// readNote is appended to the help of every command that reads memories.
+const readNote = `
+
+Encrypted messages addressed to this identity are decrypted; the others show
+as "` + markNotForYou + `" (in --json: "encrypted": true, "readable": false,
+and content holds the ciphertext exactly as signed).`
+
+// Markers shown instead of content this identity cannot read.
+const (
+	markNotForYou = "[encrypted: not addressed to you]"
+	markMalformed = "[encrypted: malformed]"
+	markNoKey     = "[encrypted: no identity here to decrypt with]"
+)
 
 func openStore() (*identity.Identity, *memory.Store, error) {
 	id, err := identity.Load(g.configDir)
@@ -96,50 +118,183 @@ func printable(s string) string {
 	return b.String()
 }
 
-// messageOut is the JSON form of a stored message.
+// messageOut is the JSON form of a stored message. Content is the
+// plaintext when the message is encrypted and readable here; otherwise it
+// is the content as stored (for an unreadable message, the ciphertext).
 type messageOut struct {
 	memory.Message
-	ID     string `json:"id"`
-	Branch string `json:"branch,omitempty"`
-	Valid  bool   `json:"valid"`
-	Error  string `json:"error,omitempty"`
+	ID        string `json:"id"`
+	Branch    string `json:"branch,omitempty"`
+	Valid     bool   `json:"valid"`
+	Error     string `json:"error,omitempty"`
+	Encrypted bool   `json:"encrypted"`
+	Readable  bool   `json:"readable"`
+	// Sealed is the content as stored and signed, when Content shows its
+	// plaintext instead: the signature verifies over Sealed.
+	Sealed string `json:"sealed,omitempty"`
+	// Recipients (post only) are the keys that can read the message, the
+	// author first. They are not stored in the message.
+	Recipients []string `json:"recipients,omitempty"`
+	// unreadable is the marker humans see instead of Content.
+	unreadable string
+}
+
+// postArgs are the encryption flags of post and remember.
+type postArgs struct {
+	public bool     // --public: store the content in clear
+	to     []string // --to: extra recipients (key, onion address or peer ID)
+}
+
+func addPostFlags(cmd *cobra.Command, a *postArgs) {
+	f := cmd.Flags()
+	f.BoolVar(&a.public, "public", false, "do not encrypt: every peer that receives the message can read it")
+	f.StringArrayVar(&a.to, "to", nil, "also encrypt to this agent (64-hex key, onion address or peer ID; repeatable)")
 }
 
 func newPostCmd() *cobra.Command {
-	return &cobra.Command{
+	var a postArgs
+	cmd := &cobra.Command{
 		Use:   "post TEXT",
-		Short: "Sign a message and commit it to your branch of the memory repository",
+		Short: "Sign a message (encrypted unless --public) and commit it to your branch of the memory repository",
 		Long:  "Sign TEXT with this identity and commit it as one file on branch users/<first 8 hex of your key> of <config-dir>/messages." + publicNote,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return post(cmd.Context(), args[0])
+			return post(cmd.Context(), args[0], a)
 		},
 	}
+	addPostFlags(cmd, &a)
+	return cmd
 }
 
-func post(ctx context.Context, content string) error {
+// peers parses --to, refusing it with --public.
+func (a postArgs) peers() ([]ed25519.PublicKey, error) {
+	if a.public && len(a.to) > 0 {
+		return nil, &usageError{errors.New("--public and --to contradict each other: --to encrypts the message")}
+	}
+	var out []ed25519.PublicKey
+	for _, s := range a.to {
+		pub, err := identity.ParsePeerKey(s)
+		if err != nil {
+			return nil, &usageError{fmt.Errorf("--to: %w", err)}
+		}
+		out = append(out, pub)
+	}
+	return out, nil
+}
+
+func post(ctx context.Context, content string, a postArgs) error {
+	peers, err := a.peers() // before touching the store
+	if err != nil {
+		return err
+	}
 	id, st, err := openStore()
 	if err != nil {
 		return err
 	}
-	m, err := st.Post(ctx, id.Private, content)
+	// The recipients other than us, once each.
+	var others []ed25519.PublicKey
+	seen := map[string]bool{string(id.Public): true}
+	for _, p := range peers {
+		if !seen[string(p)] {
+			seen[string(p)] = true
+			others = append(others, p)
+		}
+	}
+	stored := content
+	var recips []string
+	if !a.public {
+		to := append([]ed25519.PublicKey{id.Public}, others...)
+		if stored, err = seal.Seal(content, to); err != nil {
+			return err
+		}
+		for _, k := range to {
+			recips = append(recips, hex.EncodeToString(k))
+		}
+	}
+	m, err := st.Post(ctx, id.Private, stored)
 	if err != nil {
 		return err
 	}
-	out := messageOut{Message: m, ID: m.ID(), Branch: id.Branch(), Valid: true}
+	if len(others) > 0 {
+		// The agent shares a message only with peers listed here, so a
+		// missing entry withholds it from them: say so, loudly.
+		if err := seal.AddToIndex(g.configDir, m.ID(), recips[1:]); err != nil {
+			return fmt.Errorf("posted %s but could not record its recipients, so it will not be sent to them: %w", m.ID(), err)
+		}
+	}
+	out := messageOut{Message: m, ID: m.ID(), Branch: id.Branch(), Valid: true, Encrypted: !a.public, Readable: true, Recipients: recips}
+	if !a.public {
+		out.Content, out.Sealed = content, stored
+	}
 	return g.emit(out, func(w io.Writer) {
-		fmt.Fprintf(w, "posted %s on %s at %s\n", memory.ShortID(out.ID), out.Branch, m.Timestamp)
+		how := "public"
+		if out.Encrypted {
+			how = "encrypted to you"
+			if n := len(others); n > 0 {
+				how += fmt.Sprintf(" and %d other(s)", n)
+			}
+		}
+		fmt.Fprintf(w, "posted %s (%s) on %s at %s\n", memory.ShortID(out.ID), how, out.Branch, m.Timestamp)
 	})
+}
+
+// reader decrypts what this identity can. A nil key reads only plain
+// content.
+type reader struct{ priv ed25519.PrivateKey }
+
+// newReader loads the identity for reading. A config dir without a seed
+// (only a synced repository) still shows plain messages.
+func newReader() (reader, error) {
+	if _, err := os.Lstat(filepath.Join(g.configDir, identity.SeedFile)); errors.Is(err, fs.ErrNotExist) {
+		return reader{}, nil
+	}
+	id, err := identity.Load(g.configDir)
+	if err != nil {
+		return reader{}, err
+	}
+	return reader{priv: id.Private}, nil
+}
+
+// open returns the content to show for stored content c: its plaintext
+// when readable, with a marker for humans when not.
+func (r reader) open(c string) (text string, encrypted, readable bool, marker string) {
+	if !seal.IsSealed(c) {
+		return c, false, true, ""
+	}
+	if r.priv == nil {
+		return c, true, false, markNoKey
+	}
+	pt, err := seal.Open(c, r.priv)
+	switch {
+	case err == nil:
+		return pt, true, true, ""
+	case errors.Is(err, seal.ErrNotRecipient):
+		return c, true, false, markNotForYou
+	default:
+		g.log.Debug("cannot open sealed content", "err", err)
+		return c, true, false, markMalformed
+	}
+}
+
+// recallOpen is the memory.Filter.Open hook: plain content as is, sealed
+// content decrypted when addressed to us, skipped otherwise.
+func (r reader) recallOpen(m memory.Message) (string, bool) {
+	text, _, readable, _ := r.open(m.Content)
+	return text, readable
 }
 
 func newShowCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "show",
 		Short: "Show every message on every users/* branch, oldest first, with its signature checked",
-		Long:  "Show every message in the memory repository, oldest first. Each is marked valid or INVALID after checking its signature against its author; a message edited after signing shows as INVALID." + publicNote,
+		Long:  "Show every message in the memory repository, oldest first. Each is marked valid or INVALID after checking its signature against its author; a message edited after signing shows as INVALID. The signature covers the encrypted form, so it is checked whether or not you can read the message." + readNote,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, ok, err := openExistingStore()
+			if err != nil {
+				return err
+			}
+			rd, err := newReader()
 			if err != nil {
 				return err
 			}
@@ -155,6 +310,13 @@ func newShowCmd() *cobra.Command {
 				if e.Err != nil {
 					o.Error = e.Err.Error()
 				}
+				// An invalid message is decrypted too (the mark says it is
+				// invalid); its plaintext is no more trusted than its text.
+				text, enc, readable, marker := rd.open(e.Message.Content)
+				o.Encrypted, o.Readable, o.unreadable = enc, readable, marker
+				if enc && readable {
+					o.Content, o.Sealed = text, e.Message.Content
+				}
 				outs = append(outs, o)
 			}
 			return g.emit(outs, func(w io.Writer) {
@@ -166,8 +328,14 @@ func newShowCmd() *cobra.Command {
 					if !o.Valid {
 						mark = "INVALID (" + printable(o.Error) + ")"
 					}
+					content := printable(o.Content)
+					if !o.Readable {
+						content = o.unreadable
+					} else if o.Encrypted {
+						mark += ", encrypted"
+					}
 					// The whole key: a prefix is cheap to grind.
-					fmt.Fprintf(w, "[%s] %s %s: %s\n", mark, printable(o.Timestamp), printable(o.Author), printable(o.Content))
+					fmt.Fprintf(w, "[%s] %s %s: %s\n", mark, printable(o.Timestamp), printable(o.Author), content)
 				}
 			})
 		},
@@ -183,6 +351,7 @@ type rememberArgs struct {
 
 func newRememberCmd() *cobra.Command {
 	var a rememberArgs
+	var pa postArgs
 	cmd := &cobra.Command{
 		Use:   "remember -t TYPE TEXT",
 		Short: "Post a structured memory (observation, learning, relationship, task, experience, reflection, question)",
@@ -203,9 +372,10 @@ func newRememberCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return post(cmd.Context(), body)
+			return post(cmd.Context(), body, pa)
 		},
 	}
+	addPostFlags(cmd, &pa)
 	f := cmd.Flags()
 	f.StringVarP(&a.typ, "type", "t", "observation", "memory type: observation|learning|relationship|task|experience|reflection|question")
 	f.StringSliceVar(&a.tags, "tags", nil, "comma-separated tags")
@@ -222,11 +392,16 @@ type recallArgs struct {
 	author     string  // --author: key hex or prefix
 }
 
-// recalledOut is the JSON form of a recalled memory.
+// recalledOut is the JSON form of a recalled memory. Recall lists only
+// memories it can read (an encrypted one must be decrypted to match type,
+// tag or age), so readable is always true; encrypted says whether the
+// memory was stored encrypted.
 type recalledOut struct {
 	MessageID string        `json:"message_id"`
 	Author    string        `json:"author"`
 	Memory    memory.Memory `json:"memory"`
+	Encrypted bool          `json:"encrypted"`
+	Readable  bool          `json:"readable"`
 }
 
 func newRecallCmd() *cobra.Command {
@@ -239,14 +414,21 @@ func newRecallCmd() *cobra.Command {
 --confidence X hides memories whose stated confidence is below X; memories
 that state no confidence (remembered without --confidence, and most types
 from the reference mmogit) are kept. Combine with -t observation to see only
-rated observations.`,
+rated observations.
+
+Encrypted memories addressed to this identity are decrypted and searched like
+the others; encrypted memories addressed to others are not listed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, ok, err := openExistingStore()
 			if err != nil {
 				return err
 			}
-			f := memory.Filter{Type: a.typ, Tag: a.tag, MinConfidence: a.confidence, Author: a.author}
+			rd, err := newReader()
+			if err != nil {
+				return err
+			}
+			f := memory.Filter{Type: a.typ, Tag: a.tag, MinConfidence: a.confidence, Author: a.author, Open: rd.recallOpen}
 			if a.hours > 0 {
 				f.Since = time.Now().Add(-time.Duration(a.hours * float64(time.Hour)))
 			}
@@ -262,7 +444,8 @@ rated observations.`,
 			}
 			outs := make([]recalledOut, 0, len(rs))
 			for _, r := range rs {
-				outs = append(outs, recalledOut{MessageID: r.MessageID, Author: r.Message.Author, Memory: r.Memory})
+				outs = append(outs, recalledOut{MessageID: r.MessageID, Author: r.Message.Author, Memory: r.Memory,
+					Encrypted: seal.IsSealed(r.Message.Content), Readable: true})
 			}
 			return g.emit(outs, func(w io.Writer) {
 				if len(outs) == 0 {

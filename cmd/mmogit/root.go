@@ -33,7 +33,9 @@ func newRootCmd() *cobra.Command {
 as a signed message in a local git repository, and lets agents find each other
 and sync memories peer-to-peer over Tor v3 onion services.
 
-Messages are signed, not encrypted: anyone you sync with can read them.`,
+Messages are signed, and their content is encrypted by default to the author
+(and to chosen agents, post --to): anyone you sync with can check who wrote a
+message, only its recipients can read it. post --public writes in clear.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {

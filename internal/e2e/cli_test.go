@@ -57,8 +57,10 @@ func TestOfflineCLI(t *testing.T) {
 		t.Errorf("init over an identity: %v %s", err, stderr)
 	}
 
-	for _, m := range []string{"first memory", "second memory"} {
-		if _, stderr, err := mm(t, dir, "", "post", m); err != nil {
+	// The first is public so that plain git can find and edit its text
+	// below; the second is encrypted (the default).
+	for _, args := range [][]string{{"post", "--public", "first memory"}, {"post", "second memory"}} {
+		if _, stderr, err := mm(t, dir, "", args...); err != nil {
 			t.Fatalf("post: %v %s", err, stderr)
 		}
 	}

@@ -26,8 +26,11 @@ func TestDirectP2P(t *testing.T) {
 			t.Fatal(err, stderr)
 		}
 	}
-	mm(t, a, "", "post", "from a over tcp")
-	mm(t, b, "", "post", "from b over tcp")
+	// Encrypted to each other, so each can read what it receives.
+	onionA, _, _ := mm(t, a, "", "address", "--onion")
+	onionB, _, _ := mm(t, b, "", "address", "--onion")
+	mm(t, a, "", "post", "--to", strings.TrimSpace(onionB), "from a over tcp")
+	mm(t, b, "", "post", "--to", strings.TrimSpace(onionA), "from b over tcp")
 
 	// Tor mode (no tor.json: the default) refuses both without --direct.
 	for _, args := range [][]string{{"p2p", "listen", "--port", "0", "--once"}, {"p2p", "connect", "127.0.0.1:7420"}} {

@@ -360,18 +360,26 @@ type Filter struct {
 	Author        string // author key hex, or a prefix of it
 	// IncludeExpired keeps memories whose expires_at has passed.
 	IncludeExpired bool
+	// Open, when set, gives the content to parse for a validly signed
+	// message, or ok false to skip it. It lets a caller decrypt sealed
+	// content (package seal) without this package knowing about
+	// encryption: seal sits above memory. Nil parses the stored content.
+	Open func(m Message) (content string, ok bool)
 }
 
 // Recalled is a structured memory with the message that carried it.
 type Recalled struct {
 	Memory    Memory
-	Message   Message
+	Message   Message // as stored and signed
 	MessageID string
+	// Content is what Memory was parsed from: Message.Content, or what
+	// Filter.Open returned for it.
+	Content string
 }
 
 // Recall returns the structured memories in validly signed messages that
-// match f, oldest message first. Plain-text messages and invalid messages
-// are skipped.
+// match f, oldest message first. Plain-text messages, invalid messages and
+// messages f.Open refuses are skipped.
 func (s *Store) Recall(ctx context.Context, f Filter) ([]Recalled, error) {
 	var want Type
 	if f.Type != "" {
@@ -391,7 +399,15 @@ func (s *Store) Recall(ctx context.Context, f Filter) ([]Recalled, error) {
 		if !e.Valid || !strings.HasPrefix(e.Message.Author, strings.ToLower(f.Author)) {
 			continue
 		}
-		m, err := ParseMemory(e.Message.Content)
+		content := e.Message.Content
+		if f.Open != nil {
+			c, ok := f.Open(e.Message)
+			if !ok {
+				continue
+			}
+			content = c
+		}
+		m, err := ParseMemory(content)
 		if err != nil {
 			continue
 		}
@@ -410,7 +426,7 @@ func (s *Store) Recall(ctx context.Context, f Filter) ([]Recalled, error) {
 		if !f.IncludeExpired && m.ExpiresAt != nil && m.ExpiresAt.Before(now) {
 			continue
 		}
-		out = append(out, Recalled{Memory: m, Message: e.Message, MessageID: e.ID})
+		out = append(out, Recalled{Memory: m, Message: e.Message, MessageID: e.ID, Content: content})
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -251,6 +252,25 @@ func TestRecall(t *testing.T) {
 	if _, err := s.Post(ctx, k, "plain text, not a memory"); err != nil {
 		t.Fatal(err)
 	}
+	// A memory in a wrapping only the Open hook undoes (as seal does):
+	// invisible without the hook, found by type and tag with it.
+	hidden, _ := NewMemory("learning", "hidden", []string{"secret"}, nil)
+	hjs, _ := hidden.JSON()
+	if _, err := s.Post(ctx, k, "wrapped:"+hex.EncodeToString([]byte(hjs))); err != nil {
+		t.Fatal(err)
+	}
+	unwrap := func(m Message) (string, bool) {
+		if c, ok := strings.CutPrefix(m.Content, "wrapped:"); ok {
+			b, err := hex.DecodeString(c)
+			return string(b), err == nil
+		}
+		return m.Content, true
+	}
+	// A refusal skips the message even if the hook returned content.
+	refuseWrapped := func(m Message) (string, bool) {
+		c, _ := unwrap(m)
+		return c, !strings.HasPrefix(m.Content, "wrapped:")
+	}
 	// A forged structured memory injected with the git CLI is ignored.
 	tests := []struct {
 		name string
@@ -268,6 +288,10 @@ func TestRecall(t *testing.T) {
 		{"expired kept", Filter{Type: "question", IncludeExpired: true}, []string{"expired q"}},
 		{"author prefix", Filter{Author: "D75A98", Type: "task"}, []string{"task"}},
 		{"other author", Filter{Author: "00"}, nil},
+		{"open hook", Filter{Type: "learning", Tag: "secret", Open: unwrap}, []string{"hidden"}},
+		{"open hook all", Filter{Open: unwrap}, []string{"obs old", "learn", "task", "unrated", "hidden"}},
+		{"open hook refuses", Filter{Open: refuseWrapped, Tag: "secret"}, nil},
+		{"open hook refuses all", Filter{Open: func(m Message) (string, bool) { c, _ := unwrap(m); return c, false }}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -280,6 +304,9 @@ func TestRecall(t *testing.T) {
 				texts = append(texts, r.Memory.Memory.Text())
 				if r.MessageID != r.Message.ID() {
 					t.Errorf("MessageID mismatch")
+				}
+				if tc.f.Open == nil && r.Content != r.Message.Content || !strings.Contains(r.Content, r.Memory.ID) {
+					t.Errorf("Content %.40q does not hold memory %s", r.Content, r.Memory.ID)
 				}
 			}
 			if fmt.Sprint(texts) != fmt.Sprint(tc.want) {
