@@ -165,10 +165,7 @@ func (a *Agent) Connect(ctx context.Context, req localapi.ConnectRequest) (local
 	res := localapi.ConnectResult{PeerID: ai.ID.String(), RTTMillis: ms(rtt), ConnectMs: ms(connectDur)}
 	if conns := a.host.Host().Network().ConnsToPeer(ai.ID); len(conns) > 0 {
 		res.Addr = conns[0].RemoteMultiaddr().String()
-		res.Transport = "direct"
-		if oniontransport.IsOnion(conns[0].RemoteMultiaddr()) || a.mode() == config.Tor {
-			res.Transport = "tor"
-		}
+		res.Transport = a.connTransport(conns[0])
 	}
 	return res, nil
 }
@@ -360,11 +357,7 @@ func (a *Agent) Peers(ctx context.Context) ([]localapi.Peer, error) {
 			p.Transport = string(a.peerMode(id))
 			if p.Connected {
 				p.LastSeen = time.Now().UTC() // it is connected now
-				if oniontransport.IsOnion(conns[0].RemoteMultiaddr()) || a.mode() == config.Tor {
-					p.Transport = "tor"
-				} else {
-					p.Transport = "direct"
-				}
+				p.Transport = a.connTransport(conns[0])
 			}
 		}
 		if p.Addrs == nil {
