@@ -101,7 +101,7 @@ func (a *Agent) Status(ctx context.Context) localapi.Status {
 	}
 	// What is advertised is the discovery loop's set (normalized, and
 	// what `tor advertise` last gave); before start, the configured one.
-	st.Services = append([]string{}, a.opts.Config.Services...)
+	st.Services = append([]string{}, a.startupServices(false)...)
 	if a.started() {
 		kept, _, _ := a.disc.Advertised()
 		st.Services = append([]string{}, kept...)
@@ -379,6 +379,9 @@ func (a *Agent) peerMode(id peer.ID) config.Transport {
 
 // Advertise implements localapi.Backend.
 func (a *Agent) Advertise(ctx context.Context, req localapi.AdvertiseRequest) (localapi.Advertisement, error) {
+	if err := a.advertiseRefusal(); err != nil {
+		return localapi.Advertisement{}, err
+	}
 	if !a.started() {
 		return localapi.Advertisement{}, errStarting
 	}
