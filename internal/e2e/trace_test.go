@@ -40,7 +40,7 @@ func straceArgs(t *testing.T, traceFile string) (string, []string) {
 		t.Fatalf("strace not installed (scripts/deps.sh installs it; apt-get install -y strace): %v", err)
 	}
 	if out, err := exec.Command(path, "-f", "-qq", "-o", os.DevNull, "true").CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("strace cannot trace in this environment (ptrace refused?): `strace -f true`: %v: %s", err, out)
+		msg := fmt.Sprintf("strace cannot trace in this environment (ptrace refused?): `strace -f true`: %v: %s", err, strings.TrimSpace(string(out)))
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s; under CI=true the anonymity trace must run, not skip: give the CI container CAP_SYS_PTRACE "+
 				"(docker run --cap-add SYS_PTRACE) and a seccomp profile that allows ptrace", msg)
