@@ -17,7 +17,7 @@ const (
 	TorSocksUnix  Class = "unix:tor-socks"    // its own tor's SOCKS unix socket (Policy.SocksPaths)
 	UnixOther     Class = "unix:other"        // any other unix socket (nscd, syslog, abstract names)
 	TorSocks      Class = "inet:tor-socks"    // 127.0.0.1:<own tor's SOCKS port>
-	TorControl    Class = "inet:tor-control"  // 127.0.0.1:<own tor's control port> (when the socket path is too long)
+	TorControl    Class = "inet:tor-control"  // 127.0.0.1:<own tor's control port> (an attached tor's; the managed tor has none)
 	Loopback      Class = "inet:loopback"     // another loopback port: a relay, another agent, a direct dial
 	Inet          Class = "inet:other"        // an IPv4 address off this host
 	Inet6         Class = "inet6"             // any IPv6 address
