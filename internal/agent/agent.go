@@ -213,7 +213,7 @@ func (a *Agent) run(ctx context.Context) error {
 		return err
 	}
 	a.disc = d
-	if services := a.opts.Config.Services; len(services) > 0 {
+	if services := a.startupServices(true); len(services) > 0 {
 		// Published by keepAdvertising's loop once the DHT has peers. With
 		// none configured nothing is advertised until `tor advertise`.
 		if err := d.SetAdvertised(services, a.directAddrs()); err != nil {

@@ -100,7 +100,7 @@ func (a *Agent) Status(ctx context.Context) localapi.Status {
 	}
 	// What is advertised is the discovery loop's set (normalized, and
 	// what `tor advertise` last gave); before start, the configured one.
-	st.Services = append([]string{}, a.opts.Config.Services...)
+	st.Services = append([]string{}, a.startupServices(false)...)
 	if a.started() {
 		kept, _, _ := a.disc.Advertised()
 		st.Services = append([]string{}, kept...)
@@ -164,10 +164,7 @@ func (a *Agent) Connect(ctx context.Context, req localapi.ConnectRequest) (local
 	res := localapi.ConnectResult{PeerID: ai.ID.String(), RTTMillis: ms(rtt), ConnectMs: ms(connectDur)}
 	if conns := a.host.Host().Network().ConnsToPeer(ai.ID); len(conns) > 0 {
 		res.Addr = conns[0].RemoteMultiaddr().String()
-		res.Transport = "direct"
-		if oniontransport.IsOnion(conns[0].RemoteMultiaddr()) || a.mode() == config.Tor {
-			res.Transport = "tor"
-		}
+		res.Transport = a.connTransport(conns[0])
 	}
 	return res, nil
 }
@@ -239,11 +236,7 @@ func (a *Agent) Peers(ctx context.Context) ([]localapi.Peer, error) {
 			p.Transport = string(a.peerMode(id))
 			if p.Connected {
 				p.LastSeen = time.Now().UTC() // it is connected now
-				if oniontransport.IsOnion(conns[0].RemoteMultiaddr()) || a.mode() == config.Tor {
-					p.Transport = "tor"
-				} else {
-					p.Transport = "direct"
-				}
+				p.Transport = a.connTransport(conns[0])
 			}
 		}
 		if p.Addrs == nil {
@@ -265,6 +258,9 @@ func (a *Agent) peerMode(id peer.ID) config.Transport {
 
 // Advertise implements localapi.Backend.
 func (a *Agent) Advertise(ctx context.Context, req localapi.AdvertiseRequest) (localapi.Advertisement, error) {
+	if err := a.advertiseRefusal(); err != nil {
+		return localapi.Advertisement{}, err
+	}
 	if !a.started() {
 		return localapi.Advertisement{}, errStarting
 	}

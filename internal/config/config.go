@@ -1,6 +1,11 @@
 // Package config holds the agent's settings, stored as <config-dir>/tor.json
 // (mode 0600). A missing file means the defaults; the defaults are written
 // the first time so users can see and edit them.
+//
+// An agent whose onion service is restricted (tor.authorized_clients)
+// does not publish advertisements to the DHT (neither the configured
+// services nor `tor advertise`) unless tor.advertise_restricted is true:
+// see Config.Advertises.
 package config
 
 import (
@@ -101,6 +106,13 @@ type TorSettings struct {
 	// tor refuses everyone else before the agent sees a byte. Empty means
 	// anyone who knows the address may connect.
 	AuthorizedClients []string `json:"authorized_clients,omitempty"`
+	// AdvertiseRestricted lets an agent with AuthorizedClients publish its
+	// advertisement to the DHT. Off by default: an advertisement tells
+	// everyone in the DHT the agent's onion address, public key, services
+	// and when it is online, which a restricted agent usually wants only
+	// its authorized clients to know (they are given the address out of
+	// band). Ignored without AuthorizedClients, which always advertise.
+	AdvertiseRestricted bool `json:"advertise_restricted,omitempty"`
 	// ClientAuth holds this agent's keys for restricted peers: onion
 	// address → x25519 private key (base64), given to tor at every start.
 	ClientAuth map[string]string `json:"client_auth,omitempty"`
@@ -108,6 +120,13 @@ type TorSettings struct {
 	Attach *Attach `json:"attach,omitempty"`
 	// ExtraTorrc lines are appended to the generated torrc.
 	ExtraTorrc []string `json:"extra_torrc,omitempty"`
+}
+
+// Advertises reports whether the agent publishes advertisements to the
+// DHT: always, unless its onion service is restricted
+// (tor.authorized_clients) and tor.advertise_restricted is not set.
+func (c Config) Advertises() bool {
+	return len(c.Tor.AuthorizedClients) == 0 || c.Tor.AdvertiseRestricted
 }
 
 // Attach points at a running tor, e.g. Debian's system tor.

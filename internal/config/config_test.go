@@ -138,6 +138,36 @@ func TestClientAuthFields(t *testing.T) {
 	}
 }
 
+// TestAdvertiseRestricted: an agent with authorized_clients does not
+// advertise unless tor.advertise_restricted says so; one without always
+// does.
+func TestAdvertiseRestricted(t *testing.T) {
+	for _, tc := range []struct {
+		json string
+		want bool
+	}{
+		{`{}`, true},
+		{`{"tor":{"advertise_restricted":true}}`, true},
+		{`{"tor":{"authorized_clients":["` + testClientPub + `"]}}`, false},
+		{`{"tor":{"authorized_clients":["` + testClientPub + `"],"advertise_restricted":false}}`, false},
+		{`{"tor":{"authorized_clients":["` + testClientPub + `"],"advertise_restricted":true}}`, true},
+	} {
+		c, err := Parse([]byte(tc.json))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.json, err)
+		}
+		if got := c.Advertises(); got != tc.want {
+			t.Errorf("%s: Advertises() = %v, want %v", tc.json, got, tc.want)
+		}
+	}
+	if Default().Tor.AdvertiseRestricted {
+		t.Error("advertise_restricted is on by default")
+	}
+	if _, err := Parse([]byte(`{"tor":{"advertise_restricted":"yes"}}`)); err == nil {
+		t.Error("advertise_restricted accepts a string")
+	}
+}
+
 // TestLoadKeepsDefaults: fields left out keep their defaults, null keeps
 // them too, and a file written by Save loads back unchanged.
 func TestLoadKeepsDefaults(t *testing.T) {

@@ -31,7 +31,8 @@ const traceSyscalls = "connect,sendto,sendmsg,sendmmsg,execve,clone,clone3,fork,
 // straceArgs checks that strace is installed and can trace here, and
 // returns its options. It skips the test only when ptrace is refused (a
 // container without CAP_SYS_PTRACE or with a seccomp profile that blocks
-// it); a missing strace is a broken CI image and fails.
+// it), and not even then under CI=true: CI must not lose the anonymity
+// proof silently. A missing strace is a broken CI image and fails.
 func straceArgs(t *testing.T, traceFile string) (string, []string) {
 	t.Helper()
 	path, err := exec.LookPath("strace")
@@ -39,7 +40,12 @@ func straceArgs(t *testing.T, traceFile string) (string, []string) {
 		t.Fatalf("strace not installed (scripts/deps.sh installs it; apt-get install -y strace): %v", err)
 	}
 	if out, err := exec.Command(path, "-f", "-qq", "-o", os.DevNull, "true").CombinedOutput(); err != nil {
-		t.Skipf("strace cannot trace in this environment (ptrace refused?): `strace -f true`: %v: %s", err, out)
+		msg := fmt.Sprintf("strace cannot trace in this environment (ptrace refused?): `strace -f true`: %v: %s", err, strings.TrimSpace(string(out)))
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s; under CI=true the anonymity trace must run, not skip: give the CI container CAP_SYS_PTRACE "+
+				"(docker run --cap-add SYS_PTRACE) and a seccomp profile that allows ptrace", msg)
+		}
+		t.Skip(msg)
 	}
 	// -q, not -qq: "+++ exited" lines let the task tree tell a reused
 	// task ID from its previous owner. -e signal=none drops signal noise.
@@ -89,10 +95,13 @@ func writeWrapper(t *testing.T, dir, strace string, args []string) (wrapper, set
 // connects to a second agent, syncs, advertises, discovers and stops, then
 // checks from the trace that none of the agent's own tasks (tor's tasks
 // excluded by ancestry, not by address) sent anything anywhere but its own
-// tor's SOCKS port and unix sockets in its config dir: no DNS, no IPv6, no
-// relay, no peer. It also checks that the agent never listens on TCP (its
-// onion service forwards to a unix socket in the config dir) and that
-// `tor connect` refuses IP and DNS addresses without storing them.
+// tor's SOCKS socket and unix sockets in its config dir: no DNS, no IPv6,
+// no relay, no peer. It also checks that neither the agent nor its tor
+// ever listens on TCP (the onion service forwards to a unix socket in the
+// config dir; tor's SOCKS and control ports are unix sockets in its data
+// dir, so no other local user can use the agent's circuits or its client
+// authorization keys) and that `tor connect` refuses IP and DNS addresses
+// without storing them.
 func TestTorOnlyTrace(t *testing.T) {
 	start := time.Now()
 	work := t.TempDir()
@@ -128,7 +137,7 @@ func TestTorOnlyTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	ready := time.Since(start)
-	socks, control := torListeners(ctx, t, a)
+	socksPaths, socks, control := torListeners(ctx, t, a)
 	if fi, err := os.Stat(filepath.Join(a.Dir, "onion.sock")); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
 		t.Errorf("onion service target: %v, %v: want the 0600 unix socket <config>/onion.sock", fi, err)
 	}
@@ -138,13 +147,20 @@ func TestTorOnlyTrace(t *testing.T) {
 	if err := a.Stop(ctx); err != nil {
 		t.Fatalf("traced agent did not stop cleanly: %v", err)
 	}
-	socks = append(socks, logSocksPorts(t, a)...)
+	logPaths, logPorts := logSocksListeners(t, a)
+	socks = append(socks, logPorts...)
 	slices.Sort(socks)
 	socks = slices.Compact(socks)
-	t.Logf("agent ready after %.1fs; run and stop done after %.1fs; tor SOCKS ports %v, control ports %v",
-		ready.Seconds(), time.Since(start).Seconds(), socks, control)
+	socksPaths = append(socksPaths, logPaths...)
+	slices.Sort(socksPaths)
+	socksPaths = slices.Compact(socksPaths)
+	t.Logf("agent ready after %.1fs; run and stop done after %.1fs; tor SOCKS sockets %v, SOCKS ports %v, control ports %v",
+		ready.Seconds(), time.Since(start).Seconds(), socksPaths, socks, control)
+	if len(socks) > 0 || len(control) > 0 {
+		t.Errorf("LEAK: the agent's tor listened on TCP: SOCKS ports %v, control ports %v; want only unix sockets", socks, control)
+	}
 
-	checkTrace(t, traceFile, setpriv, sctrace.Policy{ConfigDir: a.Dir, SocksPorts: socks, ControlPorts: control})
+	checkTrace(t, traceFile, setpriv, sctrace.Policy{ConfigDir: a.Dir, SocksPaths: socksPaths, SocksPorts: socks, ControlPorts: control})
 }
 
 // refuseDirectTargets: a tor-only agent asked to connect to a peer's IP or
@@ -169,31 +185,35 @@ func refuseDirectTargets(t *testing.T, a, other *cluster.Agent) {
 	}
 }
 
-// checkNoTCPListen fails the test if any of the agent's own tasks (tor's
-// excluded by ancestry) called listen on an AF_INET or AF_INET6 socket.
-// The family comes from the socket call that returned the descriptor (or a
-// later bind), so a descriptor number reused for a unix socket is not
-// mistaken for the TCP one before it.
+// checkNoTCPListen fails the test if any task of the agent or of its tor
+// called listen on an AF_INET or AF_INET6 socket. The family comes from
+// the socket call that returned the descriptor (or a later bind) in the
+// same program (the agent's tasks or tor's, told apart by ancestry, since
+// each has its own descriptor table), so a descriptor number reused for a
+// unix socket is not mistaken for the TCP one before it.
 func checkNoTCPListen(t *testing.T, tree *sctrace.Tree) {
 	t.Helper()
 	type ev struct {
 		e   sctrace.Event
 		pid int
+		tor bool
 	}
 	var evs []ev
 	for _, k := range tree.Tasks {
 		for _, e := range k.Events {
 			switch e.Syscall {
 			case "socket", "bind", "listen":
-				if !tree.Marked(k, e.Line, sctrace.IsTorProgram) {
-					evs = append(evs, ev{e, k.PID})
-				}
+				evs = append(evs, ev{e, k.PID, tree.Marked(k, e.Line, sctrace.IsTorProgram)})
 			}
 		}
 	}
 	sort.Slice(evs, func(i, j int) bool { return evs[i].e.Line < evs[j].e.Line })
-	family := map[string]string{} // fd → AF_*
-	listens := 0
+	type fdKey struct {
+		tor bool
+		fd  string
+	}
+	family := map[fdKey]string{} // descriptor → AF_*
+	listens := map[bool]int{}    // by tor
 	for _, x := range evs {
 		e, args := x.e, x.e.ArgList()
 		if !e.OK() || len(args) < 2 {
@@ -201,20 +221,27 @@ func checkNoTCPListen(t *testing.T, tree *sctrace.Tree) {
 		}
 		switch e.Syscall {
 		case "socket":
-			family[strings.Fields(e.Ret)[0]] = args[0]
+			family[fdKey{x.tor, strings.Fields(e.Ret)[0]}] = args[0]
 		case "bind":
 			if a, err := sctrace.ParseSockaddr(args[1]); err == nil {
-				family[args[0]] = a.Family
+				family[fdKey{x.tor, args[0]}] = a.Family
 			}
 		case "listen":
-			listens++
-			if f := family[args[0]]; f == sctrace.AFInet || f == sctrace.AFInet6 {
-				t.Errorf("LEAK: the agent listens on TCP (%s, task %d, trace line %d): listen(%s)", f, x.pid, e.Line, e.Args)
+			listens[x.tor]++
+			if f := family[fdKey{x.tor, args[0]}]; f == sctrace.AFInet || f == sctrace.AFInet6 {
+				who := "agent"
+				if x.tor {
+					who = "agent's tor"
+				}
+				t.Errorf("LEAK: the %s listens on TCP (%s, task %d, trace line %d): listen(%s)", who, f, x.pid, e.Line, e.Args)
 			}
 		}
 	}
-	if listens == 0 {
+	if listens[false] == 0 {
 		t.Error("the trace shows no listen call of the agent at all (not even its unix sockets): socket/bind/listen were not traced")
+	}
+	if listens[true] == 0 {
+		t.Error("the trace shows no listen call of tor at all (not even its SOCKS and control sockets): tor's socket/bind/listen were not traced")
 	}
 }
 
@@ -276,17 +303,15 @@ func exerciseTraced(t *testing.T, a, other *cluster.Agent) {
 	}
 }
 
-// torListeners asks the agent's own tor where its SOCKS (and TCP control,
-// if any) listeners are: the only TCP destinations the agent may use.
-func torListeners(ctx context.Context, t *testing.T, a *cluster.Agent) (socks, control []int) {
+// torListeners asks the agent's own tor where its listeners are: its
+// SOCKS unix sockets (the agent's only way out), and any TCP SOCKS or
+// control port (there must be none). It fails the test if tor has a
+// listener of any kind that is not a unix socket, or if its SOCKS socket
+// is not the private one in its data dir.
+func torListeners(ctx context.Context, t *testing.T, a *cluster.Agent) (socksPaths []string, socks, control []int) {
 	t.Helper()
 	dataDir := filepath.Join(a.Dir, "tor-data")
-	network, addr := "unix", filepath.Join(dataDir, "control.sock")
-	if b, err := os.ReadFile(filepath.Join(dataDir, "control.port")); err == nil {
-		// ControlPortWriteToFile: "PORT=127.0.0.1:NNNN" (long data dir paths).
-		network, addr = "tcp", strings.TrimPrefix(strings.TrimSpace(string(b)), "PORT=")
-	}
-	c, err := torctl.Dial(ctx, network, addr)
+	c, err := torctl.Dial(ctx, "unix", filepath.Join(dataDir, "control.sock"))
 	if err != nil {
 		t.Fatalf("agent's tor control: %v", err)
 	}
@@ -294,29 +319,61 @@ func torListeners(ctx context.Context, t *testing.T, a *cluster.Agent) (socks, c
 	if err := c.Authenticate(ctx, torctl.AuthOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	info, err := c.GetInfo(ctx, "net/listeners/socks", "net/listeners/control")
+	keys := []string{"net/listeners/socks", "net/listeners/control", "net/listeners/or", "net/listeners/dir",
+		"net/listeners/dns", "net/listeners/trans", "net/listeners/natd", "net/listeners/httptunnel", "net/listeners/extor"}
+	info, err := c.GetInfo(ctx, keys...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, k := range keys {
+		for _, l := range listenerList(info[k]) {
+			if !strings.HasPrefix(l, "unix:") {
+				t.Errorf("LEAK: the agent's tor listens on %s (%s): want unix sockets only", l, k)
+			}
+		}
+	}
+	for _, l := range listenerList(info["net/listeners/socks"]) {
+		if p, ok := strings.CutPrefix(l, "unix:"); ok {
+			socksPaths = append(socksPaths, p)
+		}
+	}
 	socks = listenerPorts(t, info["net/listeners/socks"])
 	control = listenerPorts(t, info["net/listeners/control"])
-	if len(socks) == 0 {
-		t.Fatalf("agent's tor reports no SOCKS listener: %q", info["net/listeners/socks"])
+	want := filepath.Join(dataDir, "socks.sock")
+	if !slices.Equal(socksPaths, []string{want}) || len(socks) > 0 {
+		t.Errorf("agent's tor SOCKS listeners %q: want only the unix socket %s", info["net/listeners/socks"], want)
 	}
-	return socks, control
+	if len(socksPaths) == 0 {
+		t.FailNow()
+	}
+	if fi, err := os.Stat(want); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("SOCKS socket %s: %v, %v: want a socket only its owner can use", want, fi, err)
+	}
+	if fi, err := os.Stat(dataDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("tor data dir %s: %v, %v: want mode 0700", dataDir, fi, err)
+	}
+	return socksPaths, socks, control
+}
+
+// listenerList splits a GETINFO net/listeners/* value: space-separated
+// quoted addresses; unix sockets appear as "unix:/path".
+func listenerList(v string) []string {
+	var out []string
+	for _, f := range strings.Fields(v) {
+		if s, err := strconv.Unquote(f); err == nil {
+			f = s
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // listenerPorts reads the 127.0.0.1 ports of a GETINFO net/listeners/*
-// value: space-separated quoted addresses; unix sockets appear as
-// "unix:/path".
+// value.
 func listenerPorts(t *testing.T, v string) []int {
 	t.Helper()
 	var ports []int
-	for _, f := range strings.Fields(v) {
-		s, err := strconv.Unquote(f)
-		if err != nil {
-			s = f
-		}
+	for _, s := range listenerList(v) {
 		if p, ok := strings.CutPrefix(s, "127.0.0.1:"); ok {
 			n, err := strconv.Atoi(p)
 			if err != nil {
@@ -328,26 +385,31 @@ func listenerPorts(t *testing.T, v string) []int {
 	return ports
 }
 
-var socksLogRe = regexp.MustCompile(`Opened Socks listener connection \(ready\) on 127\.0\.0\.1:(\d+)`)
+var socksLogRe = regexp.MustCompile(`Opened Socks listener connection \(ready\) on (?:127\.0\.0\.1:(\d+)|(?:unix:)?"?(/[^\s"]+))`)
 
-// logSocksPorts returns every SOCKS port tor's log says it opened, so a tor
-// restarted by the supervisor during the run is covered too.
-func logSocksPorts(t *testing.T, a *cluster.Agent) []int {
+// logSocksListeners returns every SOCKS unix socket and TCP port tor's log
+// says it opened, so a tor restarted by the supervisor during the run is
+// covered too.
+func logSocksListeners(t *testing.T, a *cluster.Agent) (paths []string, ports []int) {
 	f, err := os.Open(filepath.Join(a.Dir, "tor-data", "tor.log"))
 	if err != nil {
 		t.Logf("tor log: %v", err)
-		return nil
+		return nil, nil
 	}
 	defer f.Close()
-	var ports []int
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if m := socksLogRe.FindStringSubmatch(sc.Text()); m != nil {
+		m := socksLogRe.FindStringSubmatch(sc.Text())
+		switch {
+		case m == nil:
+		case m[1] != "":
 			n, _ := strconv.Atoi(m[1])
 			ports = append(ports, n)
+		default:
+			paths = append(paths, m[2])
 		}
 	}
-	return ports
+	return paths, ports
 }
 
 // checkTrace parses the trace and asserts the tor-only property.
@@ -408,8 +470,11 @@ func checkTrace(t *testing.T, traceFile, setpriv string, p sctrace.Policy) {
 			t.Logf("netlink (kernel, not network): %s", f)
 		}
 	}
-	if agent[string(sctrace.TorSocks)+" connect"] == 0 {
-		t.Error("the agent never connected to its tor's SOCKS port: the trace does not cover the onion dials")
+	if agent[string(sctrace.TorSocksUnix)+" connect"] == 0 {
+		t.Error("the agent never connected to its tor's SOCKS socket: the trace does not cover the onion dials")
+	}
+	if n := agent[string(sctrace.TorSocks)+" connect"]; n > 0 {
+		t.Errorf("LEAK: the agent connected %d times to a TCP SOCKS port of its tor: want the unix socket only", n)
 	}
 	if agent[string(sctrace.UnixConfigDir)+" connect"] == 0 && agent[string(sctrace.TorControl)+" connect"] == 0 {
 		t.Error("the agent never connected to its tor's control socket")

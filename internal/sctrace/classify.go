@@ -14,9 +14,10 @@ type Class string
 // Destination classes.
 const (
 	UnixConfigDir Class = "unix:config-dir"   // a unix socket inside the agent's config dir (tor control, local API)
+	TorSocksUnix  Class = "unix:tor-socks"    // its own tor's SOCKS unix socket (Policy.SocksPaths)
 	UnixOther     Class = "unix:other"        // any other unix socket (nscd, syslog, abstract names)
 	TorSocks      Class = "inet:tor-socks"    // 127.0.0.1:<own tor's SOCKS port>
-	TorControl    Class = "inet:tor-control"  // 127.0.0.1:<own tor's control port> (when the socket path is too long)
+	TorControl    Class = "inet:tor-control"  // 127.0.0.1:<own tor's control port> (an attached tor's; the managed tor has none)
 	Loopback      Class = "inet:loopback"     // another loopback port: a relay, another agent, a direct dial
 	Inet          Class = "inet:other"        // an IPv4 address off this host
 	Inet6         Class = "inet6"             // any IPv6 address
@@ -33,7 +34,7 @@ const (
 // connected to one of those.
 func (c Class) Allowed() bool {
 	switch c {
-	case UnixConfigDir, TorSocks, TorControl, Netlink, Connected:
+	case UnixConfigDir, TorSocksUnix, TorSocks, TorControl, Netlink, Connected:
 		return true
 	}
 	return false
@@ -41,15 +42,19 @@ func (c Class) Allowed() bool {
 
 // Policy describes the agent whose traffic is checked.
 type Policy struct {
-	ConfigDir    string // absolute; unix sockets under it are the agent's own
-	SocksPorts   []int  // its tor's SOCKS ports on 127.0.0.1 (several if tor restarted)
-	ControlPorts []int  // its tor's TCP control ports, if any
+	ConfigDir    string   // absolute; unix sockets under it are the agent's own
+	SocksPaths   []string // its tor's SOCKS unix sockets
+	SocksPorts   []int    // its tor's SOCKS ports on 127.0.0.1 (several if tor restarted)
+	ControlPorts []int    // its tor's TCP control ports, if any
 }
 
 // Classify puts a destination in its class.
 func (p Policy) Classify(a Addr) Class {
 	switch a.Family {
 	case AFUnix:
+		if a.Path != "" && slices.Contains(p.SocksPaths, filepath.Clean(a.Path)) {
+			return TorSocksUnix
+		}
 		if a.Path != "" && !strings.HasPrefix(a.Path, "@") && within(p.ConfigDir, a.Path) {
 			return UnixConfigDir
 		}

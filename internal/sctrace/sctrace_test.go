@@ -180,13 +180,16 @@ func TestDestinations(t *testing.T) {
 }
 
 func TestClassify(t *testing.T) {
-	p := Policy{ConfigDir: "/tmp/a", SocksPorts: []int{40123}, ControlPorts: []int{40999}}
+	p := Policy{ConfigDir: "/tmp/a", SocksPaths: []string{"/tmp/a/tor-data/socks.sock", "/tmp/mmogit-tor-1/socks.sock"}, SocksPorts: []int{40123}, ControlPorts: []int{40999}}
 	ip := netip.MustParseAddr
 	tests := []struct {
 		a    Addr
 		want Class
 	}{
 		{Addr{Family: AFUnix, Path: "/tmp/a/tor-data/control.sock"}, UnixConfigDir},
+		{Addr{Family: AFUnix, Path: "/tmp/a/tor-data/socks.sock"}, TorSocksUnix},
+		{Addr{Family: AFUnix, Path: "/tmp/mmogit-tor-1/socks.sock"}, TorSocksUnix},
+		{Addr{Family: AFUnix, Path: "/tmp/mmogit-tor-2/socks.sock"}, UnixOther},
 		{Addr{Family: AFUnix, Path: "/tmp/a/agent.sock"}, UnixConfigDir},
 		{Addr{Family: AFUnix, Path: "/tmp/a/../b/agent.sock"}, UnixOther},
 		{Addr{Family: AFUnix, Path: "/tmp/ab/agent.sock"}, UnixOther},

@@ -103,7 +103,7 @@ func TestManagedRequiresSafeCookie(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "control_auth_cookie"), cookie, 0o600)
 	// The fake listens on TCP; the managed tor's control port is the
 	// socket in its data directory, so forward one to the other.
-	serve(t, "unix", controlSocketPath(dir), func(c net.Conn) {
+	serve(t, "unix", filepath.Join(dir, controlSocketName), func(c net.Conn) {
 		go func() {
 			defer c.Close()
 			s, err := net.Dial("tcp", srv.Addr())

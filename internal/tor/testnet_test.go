@@ -57,9 +57,16 @@ func TestTestnetBootstrapPublishDial(t *testing.T) {
 	if len(got) < 2 || got[len(got)-1] != 100 {
 		t.Fatalf("progress reports %v, want several ending at 100", got)
 	}
-	if d.SocksAddr() == "" {
-		t.Fatal("no SOCKS address after bootstrap")
+	// SOCKS is a unix socket in the 0700 data dir that only tor's user
+	// can use, and tor has no TCP listener at all.
+	socksSock := filepath.Join(d.DataDir(), "socks.sock")
+	if got := d.SocksAddr(); got != "unix:"+socksSock {
+		t.Fatalf("SocksAddr = %q after bootstrap, want unix:%s", got, socksSock)
 	}
+	if fi, err := os.Stat(socksSock); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm()&0o077 != 0 {
+		t.Errorf("SOCKS socket %v, %v: want a socket only its owner can use", fi, err)
+	}
+	checkNoTCPListeners(t, ctx, d)
 
 	ln := serve(t, "tcp", "127.0.0.1:0", func(c net.Conn) {
 		c.Write([]byte("hello from the onion\n"))

@@ -5,9 +5,11 @@
 //
 // The daemon is owned: the torrc names our pid as __OwningControllerProcess
 // and the control connection sends TAKEOWNERSHIP, so tor exits when the
-// agent does. Nothing listens on a fixed port: SOCKS is "auto" and learned
-// from GETINFO net/listeners/socks, the control port is a 0600 unix socket
-// inside the 0700 data directory.
+// agent does. The daemon listens on no TCP port at all: its SOCKS port
+// and its control port are unix sockets only its user can use
+// (socks.sock and control.sock in the 0700 data directory, or in a 0700
+// directory of its own under TMPDIR when the data directory's path is too
+// long for a unix socket), and Config.ExtraTorrc may not add a listener.
 package tor
 
 import (
@@ -67,6 +69,18 @@ type Config struct {
 	// StopGrace is how long Stop waits after SHUTDOWN before SIGKILL; 0
 	// means DefaultStopGrace.
 	StopGrace time.Duration
+
+	// sockDir, set by Start, is where the unix sockets go when DataDir's
+	// path is too long for them; "" means DataDir.
+	sockDir string
+}
+
+// socketDir is the directory of tor's control and SOCKS sockets.
+func (c Config) socketDir() string {
+	if c.sockDir != "" {
+		return c.sockDir
+	}
+	return c.DataDir
 }
 
 func (c Config) obfs4Path() string {
@@ -118,20 +132,39 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		}
 		cfg.DataDir = abs
 	}
+	if cfg.DataDir != "" && !socketsFit(cfg.DataDir) {
+		// A unix socket path is limited to 108 bytes: put the sockets in
+		// a private directory of our own (0700 from MkdirTemp), removed
+		// when tor exits. buildTorrc refuses one that is still too long.
+		dir, err := os.MkdirTemp("", "mmogit-tor-")
+		if err != nil {
+			return nil, fmt.Errorf("tor: socket directory: %w", err)
+		}
+		cfg.sockDir = dir
+	}
+	removeSockDir := func() {
+		if cfg.sockDir != "" {
+			os.RemoveAll(cfg.sockDir)
+		}
+	}
 	lines, err := buildTorrc(cfg, os.Getpid())
 	if err != nil {
+		removeSockDir()
 		return nil, err
 	}
 	if err := writePrivateDir(cfg.DataDir); err != nil {
+		removeSockDir()
 		return nil, err
 	}
 	torrc := filepath.Join(cfg.DataDir, "torrc")
 	if err := writeFile0600(torrc, []byte(strings.Join(lines, "\n")+"\n")); err != nil {
+		removeSockDir()
 		return nil, err
 	}
 	// Stale files from a previous run would make us connect to nothing.
-	os.Remove(filepath.Join(cfg.DataDir, "control.sock"))
-	os.Remove(filepath.Join(cfg.DataDir, "control.port"))
+	os.Remove(filepath.Join(cfg.socketDir(), controlSocketName))
+	os.Remove(filepath.Join(cfg.socketDir(), socksSocketName))
+	os.Remove(filepath.Join(cfg.DataDir, "control.port")) // older versions' TCP control port
 
 	d := &Daemon{cfg: cfg, output: &tailBuffer{max: 40}, done: make(chan struct{})}
 	// --defaults-torrc /dev/null: the system's torrc-defaults must not
@@ -139,6 +172,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	d.cmd = exec.Command(bin, "-f", torrc, "--defaults-torrc", os.DevNull)
 	d.cmd.Stdout, d.cmd.Stderr = d.output, d.output
 	if err := d.cmd.Start(); err != nil {
+		removeSockDir()
 		return nil, fmt.Errorf("tor: start %s: %w", bin, err)
 	}
 	go d.wait()
@@ -174,17 +208,20 @@ func (d *Daemon) wait() {
 		d.exitErr = ErrExited
 	}
 	d.mu.Unlock()
+	if d.cfg.sockDir != "" {
+		os.RemoveAll(d.cfg.sockDir)
+	}
 	close(d.done)
 }
 
-// connect waits for the control socket (or port file), then authenticates
+// connect waits for the control socket, then authenticates
 // and takes ownership.
 func (d *Daemon) connect(ctx context.Context) error {
-	network, addr, err := d.awaitControl(ctx)
+	sock, err := d.awaitControl(ctx)
 	if err != nil {
 		return err
 	}
-	c, err := torctl.Dial(ctx, network, addr)
+	c, err := torctl.Dial(ctx, "unix", sock)
 	if err != nil {
 		return fmt.Errorf("tor: %w", err)
 	}
@@ -246,29 +283,22 @@ func (d *Daemon) refreshSocksAddr(ctx context.Context) error {
 	return nil
 }
 
-// awaitControl polls for the control socket or port file until tor has
-// created it, tor exits, or ctx ends.
-func (d *Daemon) awaitControl(ctx context.Context) (network, addr string, err error) {
-	sock := controlSocketPath(d.cfg.DataDir)
-	portFile := filepath.Join(d.cfg.DataDir, "control.port")
+// awaitControl polls for the control socket until tor has created it, tor
+// exits, or ctx ends.
+func (d *Daemon) awaitControl(ctx context.Context) (string, error) {
+	sock := filepath.Join(d.cfg.socketDir(), controlSocketName)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if sock != "" {
-			if c, err := net.Dial("unix", sock); err == nil {
-				c.Close()
-				return "unix", sock, nil
-			}
-		} else if b, err := os.ReadFile(portFile); err == nil && strings.HasSuffix(string(b), "\n") {
-			if a, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "PORT="); ok {
-				return "tcp", a, nil
-			}
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			return sock, nil
 		}
 		select {
 		case <-d.done:
-			return "", "", fmt.Errorf("%w before opening its control port: %s", d.Err(), d.diagnostics())
+			return "", fmt.Errorf("%w before opening its control port: %s", d.Err(), d.diagnostics())
 		case <-ctx.Done():
-			return "", "", fmt.Errorf("tor: waiting for the control port: %w", ctx.Err())
+			return "", fmt.Errorf("tor: waiting for the control port: %w", ctx.Err())
 		case <-tick.C:
 		}
 	}
@@ -349,8 +379,10 @@ func (d *Daemon) Err() error {
 	return d.exitErr
 }
 
-// SocksAddr is tor's SOCKS listener "127.0.0.1:port" ("" while tor has
-// no network).
+// SocksAddr is tor's SOCKS listener: "unix:/path" for a tor Start
+// started, whatever the attached tor reports (or AttachConfig.SocksAddr
+// says) for an attached one, e.g. "127.0.0.1:9050"; "" while tor has no
+// network. socks.Dialer takes either form as its ProxyAddr.
 func (d *Daemon) SocksAddr() string {
 	d.mu.Lock()
 	defer d.mu.Unlock()

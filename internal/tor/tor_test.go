@@ -72,7 +72,7 @@ func TestBuildTorrc(t *testing.T) {
 	}
 	for _, want := range []string{
 		"DataDirectory /var/lib/mmogit/tor",
-		"SocksPort auto ExtendedErrors IsolateSOCKSAuth",
+		"SocksPort unix:/var/lib/mmogit/tor/socks.sock ExtendedErrors IsolateSOCKSAuth",
 		"ControlSocket /var/lib/mmogit/tor/control.sock",
 		"CookieAuthentication 1",
 		"__OwningControllerProcess 4242",
@@ -89,10 +89,35 @@ func TestBuildTorrc(t *testing.T) {
 		}
 	}
 
+	// No TCP listener of any kind: the only ports are the two unix
+	// sockets, and nothing says "auto" or names an address.
+	for _, l := range lines {
+		if opt, ok := opensListener(l); ok && l != "SocksPort unix:/var/lib/mmogit/tor/socks.sock ExtendedErrors IsolateSOCKSAuth" &&
+			l != "ControlSocket /var/lib/mmogit/tor/control.sock" {
+			t.Errorf("torrc opens listener %s: %q", opt, l)
+		}
+		if strings.Contains(l, "auto") || strings.Contains(l, "127.0.0.1") || strings.Contains(l, "WorldWritable") || strings.Contains(l, "GroupWritable") {
+			t.Errorf("torrc line %q", l)
+		}
+	}
+
+	// A data dir too long for a unix socket: the sockets go to the
+	// socket directory Start made; buildTorrc refuses one still too long,
+	// and never falls back to TCP.
 	long := Config{DataDir: "/" + strings.Repeat("d", 120)}
+	if lines, err = buildTorrc(long, 1); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "TMPDIR") {
+		t.Errorf("long data dir without a socket dir: %q, %v; want ErrBadConfig naming TMPDIR", lines, err)
+	}
+	long.sockDir = "/tmp/mmogit-tor-123"
 	lines, err = buildTorrc(long, 1)
-	if err != nil || !slices.Contains(lines, "ControlPort 127.0.0.1:auto") || !slices.Contains(lines, "ControlPortWriteToFile "+long.DataDir+"/control.port") {
-		t.Errorf("long data dir: %q, %v", lines, err)
+	for _, want := range []string{
+		"DataDirectory " + long.DataDir,
+		"SocksPort unix:/tmp/mmogit-tor-123/socks.sock ExtendedErrors IsolateSOCKSAuth",
+		"ControlSocket /tmp/mmogit-tor-123/control.sock",
+	} {
+		if err != nil || !slices.Contains(lines, want) {
+			t.Errorf("long data dir: torrc lacks %q: %q, %v", want, lines, err)
+		}
 	}
 
 	// A home directory with a space: tor splits port lines at spaces.
@@ -101,6 +126,7 @@ func TestBuildTorrc(t *testing.T) {
 	for _, want := range []string{
 		"DataDirectory /home/J Doe/.mmogit/tor-data",
 		`ControlSocket unix:"/home/J Doe/.mmogit/tor-data/control.sock"`,
+		`SocksPort unix:"/home/J Doe/.mmogit/tor-data/socks.sock" ExtendedErrors IsolateSOCKSAuth`,
 		"Log notice file /home/J Doe/.mmogit/tor-data/tor.log",
 	} {
 		if err != nil || !slices.Contains(lines, want) {
@@ -108,8 +134,8 @@ func TestBuildTorrc(t *testing.T) {
 		}
 	}
 	quoted := Config{DataDir: `/tmp/a"b`}
-	if lines, err = buildTorrc(quoted, 1); err != nil || !slices.Contains(lines, "ControlPort 127.0.0.1:auto") {
-		t.Errorf("data dir with a quote: %q, %v", lines, err)
+	if lines, err = buildTorrc(quoted, 1); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("data dir with a quote and no socket dir: %q, %v", lines, err)
 	}
 
 	br := base
@@ -139,6 +165,18 @@ func TestBuildTorrc(t *testing.T) {
 		"bridges missing":   {DataDir: "/d", UseBridges: true},
 		"empty bridge":      {DataDir: "/d", UseBridges: true, Bridges: []string{"  "}},
 		"newline in extra":  {DataDir: "/d", ExtraTorrc: []string{"Log notice stdout\nControlPort 9051"}},
+		// The managed tor opens no listener beyond its two unix sockets.
+		"extra SocksPort":      {DataDir: "/d", ExtraTorrc: []string{"SocksPort 127.0.0.1:9050"}},
+		"extra socksport auto": {DataDir: "/d", ExtraTorrc: []string{"  socksport auto"}},
+		"extra +SocksPort":     {DataDir: "/d", ExtraTorrc: []string{"+SocksPort 9150"}},
+		"extra __SocksPort":    {DataDir: "/d", ExtraTorrc: []string{"__SocksPort 9150"}},
+		"extra ControlPort":    {DataDir: "/d", ExtraTorrc: []string{"ControlPort 9051"}},
+		"extra ORPort":         {DataDir: "/d", ExtraTorrc: []string{"ORPort 9001"}},
+		"extra DirPort":        {DataDir: "/d", ExtraTorrc: []string{"DirPort 9030"}},
+		"extra DNSPort":        {DataDir: "/d", ExtraTorrc: []string{"DNSPort 5353"}},
+		"extra TransPort":      {DataDir: "/d", ExtraTorrc: []string{"TransPort 9040"}},
+		"extra HTTPTunnelPort": {DataDir: "/d", ExtraTorrc: []string{"HTTPTunnelPort 8118"}},
+		"extra MetricsPort":    {DataDir: "/d", ExtraTorrc: []string{"MetricsPort 127.0.0.1:9035"}},
 	} {
 		if _, err := buildTorrc(cfg, 1); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("%s: err = %v, want ErrBadConfig", name, err)
@@ -211,6 +249,10 @@ func TestStartOffline(t *testing.T) {
 	if err != nil || strings.Contains(m["net/listeners/control"], "127.0.0.1") {
 		t.Errorf("control listeners %q, %v", m, err)
 	}
+	// No TCP listener of any kind. (With DisableNetwork tor opens no
+	// SOCKS listener at all; TestTestnetBootstrapPublishDial checks the
+	// unix SOCKS socket of a tor with network.)
+	checkNoTCPListeners(t, ctx, d)
 
 	t.Run("unauthenticated control connection refused", func(t *testing.T) {
 		c, err := torctl.Dial(ctx, "unix", sock)
@@ -311,5 +353,60 @@ func TestOwnershipEndsTorWithConnection(t *testing.T) {
 	}
 	if !processGone(pid) {
 		t.Fatalf("tor pid %d still there", pid)
+	}
+}
+
+// checkNoTCPListeners fails the test if tor reports any listener that is
+// not a unix socket.
+func checkNoTCPListeners(t *testing.T, ctx context.Context, d *Daemon) {
+	t.Helper()
+	keys := []string{"net/listeners/or", "net/listeners/dir", "net/listeners/socks", "net/listeners/trans",
+		"net/listeners/natd", "net/listeners/dns", "net/listeners/control", "net/listeners/extor", "net/listeners/httptunnel"}
+	m, err := d.ControlConn().GetInfo(ctx, keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		for _, f := range strings.Fields(m[k]) {
+			if v, _, err := torctl.Unquote(f); err == nil {
+				f = v
+			}
+			if !strings.HasPrefix(f, "unix:") {
+				t.Errorf("tor listens on %s (%s); want unix sockets only", f, k)
+			}
+		}
+	}
+}
+
+// TestStartLongDataDir: a data dir whose path is too long for a unix
+// socket gets its sockets in a private directory of its own, still no TCP
+// listener, and the directory goes away with tor.
+func TestStartLongDataDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 60), strings.Repeat("e", 60))
+	ctx := testCtx(t, 30*time.Second)
+	d, err := Start(ctx, Config{DataDir: dir, DisableNetwork: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Stop(context.Background())
+	sockDir := d.cfg.sockDir
+	if sockDir == "" {
+		t.Fatal("no socket directory for a data dir too long for unix sockets")
+	}
+	if fi, err := os.Stat(filepath.Join(sockDir, "control.sock")); err != nil || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("control socket in %s: %v, %v", sockDir, fi, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "torrc")); err != nil || !strings.Contains(string(b), "SocksPort unix:"+filepath.Join(sockDir, "socks.sock")+" ") {
+		t.Errorf("torrc: %s, %v; want the SOCKS socket in %s", b, err, sockDir)
+	}
+	if fi, err := os.Stat(sockDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("socket dir %s: %v, %v; want mode 0700", sockDir, fi, err)
+	}
+	checkNoTCPListeners(t, ctx, d)
+	if err := d.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sockDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket dir %s left behind: %v", sockDir, err)
 	}
 }

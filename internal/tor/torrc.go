@@ -126,15 +126,23 @@ func findTor(ctx context.Context, path string) (string, Version, error) {
 // bytes on Linux, with the terminating NUL), with a margin.
 const maxSocketPath = 100
 
-// controlSocketPath returns where the control socket goes, or "" when the
-// data directory's path is too long for a unix socket (then a TCP control
-// port on an automatic loopback port is used instead).
-func controlSocketPath(dataDir string) string {
-	p := filepath.Join(dataDir, "control.sock")
-	if len(p) > maxSocketPath || strings.ContainsAny(p, "\"\\") {
-		return "" // too long, or needs escapes tor's quoting would have to get right
-	}
-	return p
+// The unix sockets tor listens on, in Config.socketDir().
+const (
+	controlSocketName = "control.sock"
+	socksSocketName   = "socks.sock"
+)
+
+// usableSocketPath reports whether p can be one of tor's unix sockets:
+// short enough for sun_path, and free of what tor's quoting of port lines
+// would have to get right.
+func usableSocketPath(p string) bool {
+	return len(p) <= maxSocketPath && !strings.ContainsAny(p, "\"\\\r\n\x00")
+}
+
+// socketsFit reports whether both of tor's sockets can live in dir.
+func socketsFit(dir string) bool {
+	return usableSocketPath(filepath.Join(dir, controlSocketName)) &&
+		usableSocketPath(filepath.Join(dir, socksSocketName))
 }
 
 // socketValue is p as a ControlSocket value. tor splits port lines at
@@ -146,6 +154,43 @@ func socketValue(p string) string {
 		return `unix:"` + p + `"`
 	}
 	return p
+}
+
+// socksValue is p as the address of a SocksPort line: unix:/path, or
+// unix:"/path" when it has a space.
+func socksValue(p string) string {
+	if strings.ContainsAny(p, " \t") {
+		return `unix:"` + p + `"`
+	}
+	return "unix:" + p
+}
+
+// listenerOptions are the torrc options that open a listener (most of them
+// on TCP). The managed tor's only listeners are the two unix sockets
+// buildTorrc writes, so ExtraTorrc may not add any.
+var listenerOptions = []string{
+	"SocksPort", "ControlPort", "ControlSocket", "ORPort", "DirPort", "DNSPort",
+	"TransPort", "NATDPort", "HTTPTunnelPort", "MetricsPort", "ExtORPort",
+	"SocksListenAddress", "ORListenAddress", "DirListenAddress", "DNSListenAddress",
+	"TransListenAddress", "NATDListenAddress", "ControlListenAddress",
+}
+
+// opensListener reports whether torrc line l sets one of listenerOptions
+// (tor matches option names case-insensitively; "+" and "/" prefixes
+// append or clear, "__" names the hidden variants).
+func opensListener(l string) (string, bool) {
+	f := strings.Fields(l)
+	if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+		return "", false
+	}
+	name := strings.TrimLeft(f[0], "+/")
+	name = strings.TrimPrefix(name, "__")
+	for _, o := range listenerOptions {
+		if strings.EqualFold(name, o) {
+			return f[0], true
+		}
+	}
+	return "", false
 }
 
 // checkLine refuses torrc values that would start a new torrc line.
@@ -165,7 +210,15 @@ func buildTorrc(cfg Config, pid int) ([]string, error) {
 	if err := checkLine("DataDir", cfg.DataDir); err != nil {
 		return nil, err
 	}
-	socks := "SocksPort auto ExtendedErrors IsolateSOCKSAuth"
+	dir := cfg.socketDir()
+	if !socketsFit(dir) {
+		return nil, fmt.Errorf("%w: tor's unix sockets cannot go in %s (a path of at most %d bytes without quotes or backslashes is needed); set TMPDIR to a short plain path", ErrBadConfig, dir, maxSocketPath)
+	}
+	// SOCKS on a unix socket in the private socket directory: only this
+	// user can use the agent's circuits and its client authorization
+	// keys, and tor opens no TCP listener at all. Without GroupWritable
+	// or WorldWritable tor creates it accessible to its own user only.
+	socks := "SocksPort " + socksValue(filepath.Join(dir, socksSocketName)) + " ExtendedErrors IsolateSOCKSAuth"
 	if cfg.SocksFlags != "" {
 		if err := checkLine("SocksFlags", cfg.SocksFlags); err != nil {
 			return nil, err
@@ -181,13 +234,7 @@ func buildTorrc(cfg Config, pid int) ([]string, error) {
 		"ShutdownWaitLength 0",
 		"RunAsDaemon 0",
 	}
-	if sock := controlSocketPath(cfg.DataDir); sock != "" {
-		lines = append(lines, "ControlSocket "+socketValue(sock))
-	} else {
-		lines = append(lines,
-			"ControlPort 127.0.0.1:auto",
-			"ControlPortWriteToFile "+filepath.Join(cfg.DataDir, "control.port"))
-	}
+	lines = append(lines, "ControlSocket "+socketValue(filepath.Join(dir, controlSocketName)))
 	if cfg.DisableNetwork {
 		lines = append(lines, "DisableNetwork 1")
 	}
@@ -211,6 +258,9 @@ func buildTorrc(cfg Config, pid int) ([]string, error) {
 	for _, l := range cfg.ExtraTorrc {
 		if err := checkLine("torrc line", l); err != nil {
 			return nil, err
+		}
+		if opt, ok := opensListener(l); ok {
+			return nil, fmt.Errorf("%w: torrc line %q: %s opens a listener; the agent's tor listens only on its own unix sockets (SOCKS and control) in its private data directory", ErrBadConfig, l, opt)
 		}
 		lines = append(lines, l)
 	}
