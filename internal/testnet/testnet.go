@@ -6,7 +6,7 @@
 // Start returns once the network's client has bootstrapped to 100 %: about
 // 7 s after the call with cached keys, and an onion service on the client is
 // reachable ~2 s later (measured with tor 0.4.9.11 on 2 cores; see
-// BenchmarkStart). The recipe (DESIGN.md, "Private Tor network") rests on a
+// BenchmarkStart). The recipe (docs/private-network.md) rests on a
 // few timing details: the authorities' first consensus is scheduled 5–6 s
 // after launch so the relays' descriptors are in it, the client starts just
 // before that consensus is published so it does not enter tor's download
