@@ -84,7 +84,7 @@ func startAgent(ctx context.Context, a startArgs) (localapi.Status, error) {
 		return localapi.Status{}, err
 	}
 	logPath := filepath.Join(g.configDir, agentLog)
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	logf, logStart, err := openAgentLog(logPath, maxAgentLog)
 	if err != nil {
 		return localapi.Status{}, err
 	}
@@ -118,9 +118,9 @@ func startAgent(ctx context.Context, a startArgs) (localapi.Status, error) {
 	for {
 		select {
 		case err := <-exited:
-			return localapi.Status{}, fmt.Errorf("agent exited before it was ready (%v); last lines of %s:\n%s", err, logPath, tail(logPath, 15))
+			return localapi.Status{}, fmt.Errorf("agent exited before it was ready (%v); last lines of %s:\n%s", err, logPath, tail(logPath, logStart, 15))
 		case <-deadline:
-			return localapi.Status{}, fmt.Errorf("agent not ready after %s (it keeps trying in the background; see `mmogit tor status` and %s):\n%s", a.timeout, logPath, tail(logPath, 15))
+			return localapi.Status{}, fmt.Errorf("agent not ready after %s (it keeps trying in the background; see `mmogit tor status` and %s):\n%s", a.timeout, logPath, tail(logPath, logStart, 15))
 		case <-ctx.Done():
 			return localapi.Status{}, ctx.Err()
 		case <-tick.C:
@@ -199,9 +199,18 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// tail returns the last n lines of a file, for error messages.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
+// tail returns the last n lines of a file from offset from on (this
+// agent's part of an appended log), for error messages.
+func tail(path string, from int64, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}
