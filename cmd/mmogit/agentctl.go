@@ -11,11 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/localapi"
+	"github.com/mmogit/mmogit/internal/platform"
 	"github.com/schollz/progressbar/v3"
 )
 
@@ -91,7 +91,7 @@ func startAgent(ctx context.Context, a startArgs) (localapi.Status, error) {
 	defer logf.Close()
 	cmd := exec.Command(exe, a.agentFlags()...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	platform.Detach(cmd)
 	if err := cmd.Start(); err != nil {
 		return localapi.Status{}, fmt.Errorf("start agent: %w", err)
 	}
@@ -179,12 +179,12 @@ func stopAgent(ctx context.Context) (int, error) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if syscall.Kill(st.PID, 0) != nil {
+		if !platform.Alive(st.PID) {
 			return st.PID, nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	syscall.Kill(st.PID, syscall.SIGKILL)
+	platform.Kill(st.PID)
 	return st.PID, errors.New("agent did not stop within 20s; killed it")
 }
 

@@ -42,8 +42,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/mmogit/mmogit/internal/platform"
 )
 
 // DefaultRelays is the number of extra relays when Options.Relays is 0.
@@ -227,7 +228,7 @@ func Stop(dir string) error {
 	for _, pid := range info.PIDs {
 		if processAlive(pid) && processUsesDir(pid, abs) {
 			mine = append(mine, pid)
-			syscall.Kill(pid, syscall.SIGTERM)
+			platform.Terminate(pid)
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -236,7 +237,7 @@ func Stop(dir string) error {
 			time.Sleep(50 * time.Millisecond)
 		}
 		if processAlive(pid) {
-			syscall.Kill(pid, syscall.SIGKILL)
+			platform.Kill(pid)
 		}
 	}
 	for _, pid := range mine {
