@@ -10,11 +10,11 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 
 	"github.com/mmogit/mmogit/internal/identity"
+	"github.com/mmogit/mmogit/internal/platform"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -252,12 +252,10 @@ func prepareConfigDir(dir string, out io.Writer) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("init: config dir %s is not a directory", dir)
 	}
-	// Windows has no group/other mode bits (access is by ACL, which the
-	// user's profile directory already restricts).
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+	// On Windows there are no group/other bits to tighten (see
+	// platform.OthersAccess).
+	if platform.OthersAccess(fi) != 0 {
+		perm := fi.Mode().Perm()
 		if err := os.Chmod(dir, 0o700); err != nil {
 			return fmt.Errorf("init: config dir %s has mode %04o, readable by others, and could not be changed: %w; run `chmod 700 %s`", dir, perm, err, dir)
 		}

@@ -114,3 +114,26 @@ func TestCrossCompile(t *testing.T) {
 		}
 	}
 }
+
+func TestOthersAccess(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(p, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []os.FileMode{0o600, 0o400, 0o640, 0o604, 0o644, 0o700, 0o711} {
+		if err := os.Chmod(p, m); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := m & 0o077
+		if runtime.GOOS == "windows" {
+			want = 0
+		}
+		if got := OthersAccess(fi); got != want {
+			t.Errorf("mode %04o: OthersAccess = %04o, want %04o", m, got, want)
+		}
+	}
+}
