@@ -216,6 +216,9 @@ func readPhraseFile(name string) (string, error) {
 		}
 		defer f.Close()
 		r = f
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && platform.OthersAccess(fi) != 0 {
+			fmt.Fprintf(g.stderr, "WARNING: %s has mode %04o: other users can read your seed phrase. Delete it once restored, or `chmod 600 %s`.\n", name, fi.Mode().Perm(), name)
+		}
 	}
 	b, err := io.ReadAll(io.LimitReader(r, maxPhraseFile+1))
 	if err != nil {

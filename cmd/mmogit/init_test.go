@@ -233,3 +233,24 @@ func TestInitRestorePrompt(t *testing.T) {
 		t.Errorf("empty answer: %v", err)
 	}
 }
+
+// TestInitPhraseFileReadableByOthers: a phrase file others can read still
+// works, with a warning; a private one gets none.
+func TestInitPhraseFileReadableByOthers(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no unix mode bits")
+	}
+	for _, m := range []os.FileMode{0o600, 0o644} {
+		p := writePhraseFile(t, abandonPhrase+"\n")
+		if err := os.Chmod(p, m); err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, err := runCLI(t, filepath.Join(t.TempDir(), "home"), nil, "init", "--seed-phrase-file", p)
+		if err != nil {
+			t.Fatal(err, stderr)
+		}
+		if warned := strings.Contains(stderr, "other users can read your seed phrase"); warned != (m == 0o644) {
+			t.Errorf("phrase file %04o: warned %v; stderr %q", m, warned, stderr)
+		}
+	}
+}
