@@ -15,6 +15,7 @@ import (
 	"github.com/mmogit/mmogit/internal/agent"
 	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/identity"
+	"github.com/mmogit/mmogit/internal/platform"
 	"github.com/mmogit/mmogit/internal/testnet"
 	"github.com/spf13/cobra"
 )
@@ -58,7 +59,7 @@ func newAgentCmd() *cobra.Command {
 
 func runAgent(ctx context.Context, a agentRunArgs) error {
 	// Everything the agent and its tor write (logs, state, keys) is private.
-	syscall.Umask(0o077)
+	platform.Umask(0o077)
 	if g.verbose == 0 {
 		// The agent's log is its record of what happened: info by default.
 		g.log = slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))

@@ -11,11 +11,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/localapi"
+	"github.com/mmogit/mmogit/internal/platform"
 	"github.com/schollz/progressbar/v3"
 )
 
@@ -84,14 +84,14 @@ func startAgent(ctx context.Context, a startArgs) (localapi.Status, error) {
 		return localapi.Status{}, err
 	}
 	logPath := filepath.Join(g.configDir, agentLog)
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	logf, logStart, err := openAgentLog(logPath, maxAgentLog)
 	if err != nil {
 		return localapi.Status{}, err
 	}
 	defer logf.Close()
 	cmd := exec.Command(exe, a.agentFlags()...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	platform.Detach(cmd)
 	if err := cmd.Start(); err != nil {
 		return localapi.Status{}, fmt.Errorf("start agent: %w", err)
 	}
@@ -118,9 +118,9 @@ func startAgent(ctx context.Context, a startArgs) (localapi.Status, error) {
 	for {
 		select {
 		case err := <-exited:
-			return localapi.Status{}, fmt.Errorf("agent exited before it was ready (%v); last lines of %s:\n%s", err, logPath, tail(logPath, 15))
+			return localapi.Status{}, fmt.Errorf("agent exited before it was ready (%v); last lines of %s:\n%s", err, logPath, tail(logPath, logStart, 15))
 		case <-deadline:
-			return localapi.Status{}, fmt.Errorf("agent not ready after %s (it keeps trying in the background; see `mmogit tor status` and %s):\n%s", a.timeout, logPath, tail(logPath, 15))
+			return localapi.Status{}, fmt.Errorf("agent not ready after %s (it keeps trying in the background; see `mmogit tor status` and %s):\n%s", a.timeout, logPath, tail(logPath, logStart, 15))
 		case <-ctx.Done():
 			return localapi.Status{}, ctx.Err()
 		case <-tick.C:
@@ -179,12 +179,12 @@ func stopAgent(ctx context.Context) (int, error) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if syscall.Kill(st.PID, 0) != nil {
+		if !platform.Alive(st.PID) {
 			return st.PID, nil
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	syscall.Kill(st.PID, syscall.SIGKILL)
+	platform.Kill(st.PID)
 	return st.PID, errors.New("agent did not stop within 20s; killed it")
 }
 
@@ -199,9 +199,18 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// tail returns the last n lines of a file, for error messages.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
+// tail returns the last n lines of a file from offset from on (this
+// agent's part of an appended log), for error messages.
+func tail(path string, from int64, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	defer f.Close()
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return "(no log: " + err.Error() + ")"
+	}
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return "(no log: " + err.Error() + ")"
 	}

@@ -14,14 +14,18 @@ import (
 	"strings"
 
 	"github.com/mmogit/mmogit/internal/identity"
+	"github.com/mmogit/mmogit/internal/platform"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 // initArgs are the flags of `mmogit init`.
 type initArgs struct {
-	seedPhrase string // --seed-phrase: restore from these words instead of generating
-	noVerify   bool   // --no-verify: skip the three-word confirmation
-	force      bool   // --force: replace an existing identity
+	seedPhrase     string // --seed-phrase: restore from these words instead of generating (visible in ps)
+	seedPhraseFile string // --seed-phrase-file: restore from the phrase in this file, "-" = stdin
+	restore        bool   // --restore: ask for the phrase on the terminal, without echo
+	noVerify       bool   // --no-verify: skip the three-word confirmation
+	force          bool   // --force: replace an existing identity
 }
 
 // initResult is what `init --json` prints.
@@ -38,29 +42,38 @@ func newInitCmd() *cobra.Command {
 	var a initArgs
 	cmd := &cobra.Command{
 		Use:   "init",
-		Short: "Create an identity from a new 24-word seed, or restore one with --seed-phrase",
+		Short: "Create an identity from a new 24-word seed, or restore one (--restore, --seed-phrase-file)",
 		Long: `Create this agent's identity.
 
 Without flags a new 24-word BIP39 mnemonic is generated and shown once; write
 it down, it is the only way to recover the identity. You are then asked to
 confirm three of the words (skip with --no-verify).
 
-With --seed-phrase the identity is restored: a valid BIP39 mnemonic gives the
-same key as the reference mmogit; any other phrase is hashed ("YOLO mode"),
-which is only as strong as the phrase.
+To restore an identity, give its phrase in one of three ways:
+  --restore               asks for it on the terminal, without echo
+  --seed-phrase-file F    reads it from file F (one line), or from stdin with -
+  --seed-phrase "..."     on the command line: the words then show up in ps
+                          and your shell history, so init warns about it
+A valid BIP39 mnemonic gives the same key as the reference mmogit; any other
+phrase is hashed ("YOLO mode"), which is only as strong as the phrase.
 
 With --json (for agents and scripts) a new mnemonic is returned in the
 "mnemonic" field of the JSON result instead of being printed, and there is no
 interactive confirmation: --json without --seed-phrase requires --no-verify,
 so that the caller acknowledges it must store the words itself.
 
-The seed is stored in <config-dir>/.seed with mode 0600. init refuses to run
-when <config-dir>/.seed exists (whatever its state) unless --force is given.`,
+The seed is stored in <config-dir>/.seed with mode 0600. The config dir is
+created with mode 0700; an existing one that others can read or write is
+changed to 0700 (said on stderr), since the agent refuses it otherwise. init
+refuses to run when <config-dir>/.seed exists (whatever its state) unless
+--force is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runInit(a) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&a.seedPhrase, "seed-phrase", "", "restore from this BIP39 mnemonic (or any phrase, YOLO mode)")
+	f.StringVar(&a.seedPhrase, "seed-phrase", "", "restore from this BIP39 mnemonic (or any phrase, YOLO mode); visible to other users in ps, prefer --restore or --seed-phrase-file")
+	f.StringVar(&a.seedPhraseFile, "seed-phrase-file", "", "restore from the phrase in this file (one line); - reads it from stdin")
+	f.BoolVar(&a.restore, "restore", false, "restore: ask for the seed phrase on the terminal, without echo")
 	f.BoolVar(&a.noVerify, "no-verify", false, "do not ask to confirm three words of a new mnemonic")
 	f.BoolVar(&a.force, "force", false, "replace an existing identity (its key is lost unless you kept its words)")
 	return cmd
@@ -76,10 +89,19 @@ func runInit(a initArgs) error {
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("init: %w", err)
 	}
-	if a.seedPhrase == "" && g.json && !a.noVerify {
+	phrase, err := restorePhrase(a)
+	if err != nil {
+		return err
+	}
+	if phrase == "" && g.json && !a.noVerify {
 		return errors.New("init: --json needs --no-verify when generating a new mnemonic: the words are returned in the JSON result, so they cannot be confirmed interactively first; nothing was saved")
 	}
-	phrase, generated := a.seedPhrase, false
+	// Before anything is shown: a mnemonic printed for a config dir the
+	// agent will then refuse is a trap.
+	if err := prepareConfigDir(g.configDir, g.stderr); err != nil {
+		return err
+	}
+	generated := false
 	if phrase == "" {
 		m, err := identity.NewMnemonic()
 		if err != nil {
@@ -127,6 +149,122 @@ func runInit(a initArgs) error {
 		fmt.Fprintf(w, "Identity created in %s\n", res.SeedFile)
 		printNames(w, res.Pubkey, res.OnionAddress, res.PeerID)
 	})
+}
+
+// maxPhraseFile bounds what --seed-phrase-file reads: a phrase is one line.
+const maxPhraseFile = 64 << 10
+
+// Terminal access, replaced by tests.
+var (
+	stdinIsTerminal = term.IsTerminal
+	readPassword    = term.ReadPassword
+)
+
+// restorePhrase returns the phrase to restore from, or "" when a new
+// mnemonic is to be generated. Only --seed-phrase puts the words on the
+// command line, where other users see them in ps and the shell keeps them in
+// its history; it still works, with a warning.
+func restorePhrase(a initArgs) (string, error) {
+	given := 0
+	for _, set := range []bool{a.seedPhrase != "", a.seedPhraseFile != "", a.restore} {
+		if set {
+			given++
+		}
+	}
+	if given > 1 {
+		return "", &usageError{errors.New("init: use only one of --seed-phrase, --seed-phrase-file and --restore")}
+	}
+	switch {
+	case a.seedPhrase != "":
+		fmt.Fprintln(g.stderr, "WARNING: --seed-phrase puts your seed phrase in the process list (ps) and your shell history.\n"+
+			"  Prefer `mmogit init --restore` (asks without echo) or `--seed-phrase-file FILE` (- for stdin).")
+		return a.seedPhrase, nil
+	case a.seedPhraseFile != "":
+		return readPhraseFile(a.seedPhraseFile)
+	case a.restore:
+		f, ok := g.stdin.(*os.File)
+		if !ok || !stdinIsTerminal(int(f.Fd())) {
+			return "", &usageError{errors.New("init: --restore asks for the seed phrase on a terminal, and stdin is not one; use --seed-phrase-file - to read it from stdin")}
+		}
+		fmt.Fprint(g.stderr, "Seed phrase (input is not shown): ")
+		b, err := readPassword(int(f.Fd()))
+		fmt.Fprintln(g.stderr)
+		if err != nil {
+			return "", fmt.Errorf("init: read seed phrase: %w; nothing was saved", err)
+		}
+		p := strings.TrimRight(string(b), "\r\n")
+		if strings.TrimSpace(p) == "" {
+			return "", errors.New("init: no seed phrase entered; nothing was saved")
+		}
+		return p, nil
+	}
+	return "", nil
+}
+
+// readPhraseFile reads a seed phrase from name ("-" = stdin): one line, its
+// line ending not part of the phrase. A YOLO phrase is hashed byte for byte,
+// so a second line is refused rather than silently making another key.
+func readPhraseFile(name string) (string, error) {
+	var r io.Reader
+	what := name
+	if name == "-" {
+		r, what = g.stdin, "stdin"
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return "", fmt.Errorf("init: --seed-phrase-file: %w", err)
+		}
+		defer f.Close()
+		r = f
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() && platform.OthersAccess(fi) != 0 {
+			fmt.Fprintf(g.stderr, "WARNING: %s has mode %04o: other users can read your seed phrase. Delete it once restored, or `chmod 600 %s`.\n", name, fi.Mode().Perm(), name)
+		}
+	}
+	b, err := io.ReadAll(io.LimitReader(r, maxPhraseFile+1))
+	if err != nil {
+		return "", fmt.Errorf("init: read seed phrase from %s: %w", what, err)
+	}
+	if len(b) > maxPhraseFile {
+		return "", fmt.Errorf("init: %s holds more than %d bytes; a seed phrase is one line", what, maxPhraseFile)
+	}
+	p := strings.TrimSuffix(string(b), "\n")
+	p = strings.TrimSuffix(p, "\r")
+	if strings.ContainsAny(p, "\r\n") {
+		return "", fmt.Errorf("init: %s holds more than one line; put the seed phrase alone on one line", what)
+	}
+	if strings.TrimSpace(p) == "" {
+		return "", fmt.Errorf("init: no seed phrase in %s; nothing was saved", what)
+	}
+	return p, nil
+}
+
+// prepareConfigDir creates the config dir with mode 0700, or tightens an
+// existing one that others can read or write to 0700, saying so on out: it
+// holds the seed, and the agent refuses to run from it otherwise.
+func prepareConfigDir(dir string, out io.Writer) error {
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("init: create config dir: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("init: config dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("init: config dir %s is not a directory", dir)
+	}
+	// On Windows there are no group/other bits to tighten (see
+	// platform.OthersAccess).
+	if platform.OthersAccess(fi) != 0 {
+		perm := fi.Mode().Perm()
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fmt.Errorf("init: config dir %s has mode %04o, readable by others, and could not be changed: %w; run `chmod 700 %s`", dir, perm, err, dir)
+		}
+		fmt.Fprintf(out, "init: config dir %s had mode %04o, open to other users; changed it to 0700 (it holds your seed)\n", dir, perm)
+	}
+	return nil
 }
 
 // confirmWords asks for three random words of the mnemonic so a user who did

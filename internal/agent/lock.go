@@ -7,13 +7,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/mmogit/mmogit/internal/platform"
 )
 
 // ErrLocked means another agent owns the config directory.
 var ErrLocked = errors.New("agent: another mmogit agent is already running for this config dir")
 
-// lockFile holds an exclusive flock on <dir>/agent.lock for the agent's
+// lockFile holds an exclusive lock (flock; LockFileEx on Windows) on <dir>/agent.lock for the agent's
 // lifetime; the kernel drops it if the agent dies, so no stale locks.
 type lockFile struct{ f *os.File }
 
@@ -23,7 +24,7 @@ func acquireLock(dir string) (*lockFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: lock: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := platform.TryLock(f); err != nil {
 		b, _ := os.ReadFile(p)
 		f.Close()
 		pid := strings.TrimSpace(string(b))
@@ -41,6 +42,6 @@ func (l *lockFile) release() {
 	if l == nil || l.f == nil {
 		return
 	}
-	syscall.Flock(int(l.f.Fd()), syscall.LOCK_UN)
+	platform.Unlock(l.f)
 	l.f.Close()
 }

@@ -12,12 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/localapi"
+	"github.com/mmogit/mmogit/internal/platform"
 )
 
 // Agent is one agent process and its config directory.
@@ -103,7 +103,7 @@ func (a *Agent) Start(o AgentOptions) error {
 	}
 	cmd := exec.Command(o.Bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	ownProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return fmt.Errorf("cluster: start %s: %w", a.Name, err)
@@ -172,7 +172,7 @@ func (a *Agent) Stop(ctx context.Context) error {
 	err := a.Client.Shutdown(sctx)
 	cancel()
 	if err != nil {
-		a.cmd.Process.Signal(syscall.SIGTERM)
+		terminate(a.cmd.Process)
 	}
 	select {
 	case <-a.exited:
@@ -180,7 +180,7 @@ func (a *Agent) Stop(ctx context.Context) error {
 	case <-time.After(15 * time.Second):
 	case <-ctx.Done():
 	}
-	syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+	platform.KillGroup(a.cmd.Process.Pid)
 	<-a.exited
 	return errors.New("cluster: agent " + a.Name + " did not stop in time; killed")
 }
@@ -190,7 +190,7 @@ func (a *Agent) Kill() {
 	if a.cmd == nil {
 		return
 	}
-	syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+	platform.KillGroup(a.cmd.Process.Pid)
 	<-a.exited
 }
 

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/mmogit/mmogit/internal/onion"
+	"github.com/mmogit/mmogit/internal/platform"
 )
 
 // FileName is the config file inside the config directory.
@@ -316,7 +317,7 @@ func Load(dir string) (Config, error) {
 	}
 	if len(c.Tor.ClientAuth) > 0 {
 		// Private keys live in it now, so it gets the seed's rule.
-		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		if fi, err := os.Stat(p); err == nil && platform.OthersAccess(fi) != 0 {
 			return Config{}, fmt.Errorf("config: %s holds client authorization keys (tor.client_auth) but has mode %04o, readable by others: run `chmod 600 %s`", p, fi.Mode().Perm(), p)
 		}
 	}

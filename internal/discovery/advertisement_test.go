@@ -24,7 +24,7 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/vectors.json")
 
 // RFC 8032 test 1 and test 2 seeds: their onion addresses are checked
-// against tor in DESIGN.md.
+// against tor in docs/spec-notes.md.
 const (
 	seed1 = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
 	seed2 = "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"

@@ -26,7 +26,7 @@ import (
 const ProtocolPrefix = "/mmogit"
 
 // Defaults chosen for onion circuits, where a new connection takes seconds
-// (DESIGN.md: GetValue ~4.7 s, FindProviders ~5.5 s with 1.5–4 s circuits).
+// (docs/spec-notes.md: GetValue ~4.7 s, FindProviders ~5.5 s with 1.5–4 s circuits).
 const (
 	DefaultTTL                 = time.Hour
 	DefaultQueryTimeout        = 60 * time.Second

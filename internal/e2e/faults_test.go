@@ -18,6 +18,7 @@ import (
 	"github.com/mmogit/mmogit/internal/cluster"
 	"github.com/mmogit/mmogit/internal/localapi"
 	"github.com/mmogit/mmogit/internal/memory"
+	"github.com/mmogit/mmogit/internal/platform"
 )
 
 // Fault injection on real agents: tor dies in the middle of a transfer (on
@@ -117,7 +118,7 @@ func TestFaults(t *testing.T) {
 		os.Remove(filepath.Join(tmpfs, "filler"))
 
 		// Free space: the next sync completes.
-		if err := syscall.Mount("tmpfs", tmpfs, "tmpfs", syscall.MS_REMOUNT, "size=64m"); err != nil {
+		if err := remountTmpfs(tmpfs, "size=64m"); err != nil {
 			t.Fatalf("remount %s bigger: %v", tmpfs, err)
 		}
 		r = syncRetry(t, cramped, holder)
@@ -141,11 +142,11 @@ func startOnTmpfs(t *testing.T, name string, size int) (*cluster.Agent, string) 
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		t.Fatalf("mount tmpfs (needs root or CAP_SYS_ADMIN): %v", err)
+	if err := mountTmpfs(dir, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
+		t.Fatalf("mount tmpfs (needs Linux, and root or CAP_SYS_ADMIN): %v", err)
 	}
 	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, 0); err != nil {
+		if err := unmountTmpfs(dir); err != nil {
 			t.Errorf("unmount %s: %v", dir, err)
 		}
 	})
@@ -264,7 +265,7 @@ wait:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := platform.Kill(pid); err != nil {
 		t.Fatalf("kill %s's tor: %v", victim.Name, err)
 	}
 	t.Logf("first batch stored after %.1fs; killed %s's tor (pid %d)", time.Since(start).Seconds(), victim.Name, pid)

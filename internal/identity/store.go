@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/mmogit/mmogit/internal/platform"
 )
 
 // SeedFile is the name of the seed file inside the config directory.
@@ -76,7 +78,7 @@ func Load(dir string) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
+	if platform.OthersAccess(fi) != 0 {
 		return nil, &PermissionError{Path: p, Mode: fi.Mode()}
 	}
 	b, err := os.ReadFile(p)

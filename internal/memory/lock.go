@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"syscall"
 	"time"
+
+	"github.com/mmogit/mmogit/internal/platform"
 )
 
 // lockRepo serialises the read-modify-write of branches between goroutines
-// (writeSem) and between processes (an flock on <gitdir>/mmogit.lock). flock
-// locks belong to an open file description, so two opens in one process
+// (writeSem) and between processes (a lock on <gitdir>/mmogit.lock, flock on
+// Unix, LockFileEx on Windows). The locks belong to an open file, so two opens in one process
 // exclude each other as well; the semaphore only keeps goroutines from
 // spinning on the file. Waiting honours ctx.
 func (s *Store) lockRepo(ctx context.Context) (unlock func(), err error) {
@@ -27,11 +28,11 @@ func (s *Store) lockRepo(ctx context.Context) (unlock func(), err error) {
 	}
 	release := func() { f.Close(); <-s.writeSem }
 	for delay := time.Millisecond; ; {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := platform.TryLock(f)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+		if !errors.Is(err, platform.ErrWouldBlock) {
 			release()
 			return nil, fmt.Errorf("memory: lock repository: %w", err)
 		}
@@ -43,6 +44,6 @@ func (s *Store) lockRepo(ctx context.Context) (unlock func(), err error) {
 		}
 		delay = min(2*delay, 20*time.Millisecond)
 	}
-	// Closing the descriptor drops the flock.
+	// Closing the file drops the lock.
 	return release, nil
 }

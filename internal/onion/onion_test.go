@@ -22,7 +22,7 @@ func mustHex(t testing.TB, s string) []byte {
 	return b
 }
 
-// Vectors from tor's test suite and DESIGN.md (verified against tor 0.4.9.11).
+// Vectors from tor's test suite and docs/spec-notes.md (verified against tor 0.4.9.11).
 var vectors = []struct {
 	name string
 	seed string // RFC 8032 seed, empty when only the public key is known
@@ -148,7 +148,7 @@ func TestExpandKeyMatchesTor(t *testing.T) {
 				t.Errorf("address of scalar·B = %s, want %s", Encode(pub), v.addr)
 			}
 			// The unclamped scalar is a different point: tor would publish
-			// another address (DESIGN.md).
+			// another address (docs/spec-notes.md).
 			if bytes.Equal(edScalarBaseMult(h[:32]), pub) {
 				t.Errorf("unclamped scalar gives the same point: the check proves nothing")
 			}

@@ -26,7 +26,7 @@ import (
 	"github.com/mmogit/mmogit/internal/socks/sockstest"
 )
 
-// Tor's own test vector (rend-spec-v3 / DESIGN.md).
+// Tor's own test vector (rend-spec-v3 / docs/spec-notes.md).
 const vectorOnion = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid"
 
 func testIdentity(name string) *identity.Identity {

@@ -1,7 +1,7 @@
 // Package p2p is the agent's libp2p host, with the transport policy
 // (direct, tor or hybrid; global and per peer) enforced in one place.
 //
-// The host is built from a fixed recipe (DESIGN.md, "libp2p over Tor"):
+// The host is built from a fixed recipe (docs/spec-notes.md, "libp2p over Tor"):
 // Noise, yamux, explicit resource limits with an onion-aware connection rate
 // limiter, a neutral user agent, no relay, NAT port mapping, AutoNAT, hole
 // punching or mDNS, a multiaddr resolver that refuses every DNS lookup, and

@@ -8,7 +8,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// TestOnionConnRate checks the trap DESIGN.md measured: onion connections
+// TestOnionConnRate checks the trap docs/spec-notes.md describes: onion connections
 // have no IP, and must get their own bucket instead of libp2p's shared
 // 0.2/s one; outbound onion dials are not rate-limited at all.
 func TestOnionConnRate(t *testing.T) {

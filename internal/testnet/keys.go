@@ -11,8 +11,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/mmogit/mmogit/internal/platform"
 )
 
 // Key generation is the slow part of setting up a network (~0.6 s of RSA
@@ -99,18 +100,18 @@ func loadOrCreateKeys(ctx context.Context, t tools, root, nick string, isAuthori
 	return readKeys(final, isAuthority)
 }
 
-// lockFile takes an exclusive flock on path, waiting while ctx allows.
+// lockFile takes an exclusive lock on path, waiting while ctx allows.
 func lockFile(ctx context.Context, path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := platform.TryLock(f)
 		if err == nil {
 			return func() { f.Close() }, nil // closing releases the lock
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
+		if !errors.Is(err, platform.ErrWouldBlock) {
 			f.Close()
 			return nil, err
 		}

@@ -3,7 +3,6 @@ package testnet
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mmogit/mmogit/internal/platform"
 )
 
 // ExitError reports a tor process that exited while the network was being
@@ -73,7 +74,9 @@ func (n *node) start(torPath string, detached bool, exited chan<- *node) error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// A detached tor gets its own session so that a terminal's ^C or
 	// hang-up does not reach it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: detached}
+	if detached {
+		platform.Detach(cmd)
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("testnet: start %s: %w", n.nick(), err)
 	}
@@ -131,7 +134,9 @@ func (n *node) stop() {
 	if n.owner != nil {
 		n.owner.Close()
 	}
-	n.cmd.Process.Signal(syscall.SIGTERM)
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		n.cmd.Process.Kill() // Windows has no SIGTERM for another process
+	}
 	select {
 	case <-n.done:
 		return
@@ -179,12 +184,12 @@ func freePorts(n int) ([]int, error) {
 
 // processAlive reports whether pid exists and is not a zombie.
 func processAlive(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+	if !platform.Alive(pid) {
 		return false
 	}
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return true // no procfs: trust kill(0)
+		return true // no procfs: trust platform.Alive
 	}
 	// "pid (comm) S ..." — comm may contain spaces, the state follows the
 	// last ')'.

@@ -6,7 +6,7 @@
 // Start returns once the network's client has bootstrapped to 100 %: about
 // 7 s after the call with cached keys, and an onion service on the client is
 // reachable ~2 s later (measured with tor 0.4.9.11 on 2 cores; see
-// BenchmarkStart). The recipe (DESIGN.md, "Private Tor network") rests on a
+// BenchmarkStart). The recipe (docs/private-network.md) rests on a
 // few timing details: the authorities' first consensus is scheduled 5–6 s
 // after launch so the relays' descriptors are in it, the client starts just
 // before that consensus is published so it does not enter tor's download
@@ -42,8 +42,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/mmogit/mmogit/internal/platform"
 )
 
 // DefaultRelays is the number of extra relays when Options.Relays is 0.
@@ -227,7 +228,7 @@ func Stop(dir string) error {
 	for _, pid := range info.PIDs {
 		if processAlive(pid) && processUsesDir(pid, abs) {
 			mine = append(mine, pid)
-			syscall.Kill(pid, syscall.SIGTERM)
+			platform.Terminate(pid)
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -236,7 +237,7 @@ func Stop(dir string) error {
 			time.Sleep(50 * time.Millisecond)
 		}
 		if processAlive(pid) {
-			syscall.Kill(pid, syscall.SIGKILL)
+			platform.Kill(pid)
 		}
 	}
 	for _, pid := range mine {
