@@ -129,6 +129,8 @@ type messageOut struct {
 	Error     string `json:"error,omitempty"`
 	Encrypted bool   `json:"encrypted"`
 	Readable  bool   `json:"readable"`
+	// AuthorLabel is the author's trusted alias, or its whole key.
+	AuthorLabel string `json:"author_label,omitempty"`
 	// Sealed is the content as stored and signed, when Content shows its
 	// plaintext instead: the signature verifies over Sealed.
 	Sealed string `json:"sealed,omitempty"`
@@ -284,7 +286,9 @@ func (r reader) recallOpen(m memory.Message) (string, bool) {
 }
 
 func newShowCmd() *cobra.Command {
-	return &cobra.Command{
+	var all bool
+	var author string
+	cmd := &cobra.Command{
 		Use:   "show",
 		Short: "Show every message on every users/* branch, oldest first, with its signature checked",
 		Long:  "Show every message in the memory repository, oldest first. Each is marked valid or INVALID after checking its signature against its author; a message edited after signing shows as INVALID. The signature covers the encrypted form, so it is checked whether or not you can read the message." + readNote,
@@ -298,6 +302,10 @@ func newShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			sc, err := newScope(all, author)
+			if err != nil {
+				return err
+			}
 			var entries []memory.Entry
 			if ok {
 				if entries, err = st.All(cmd.Context()); err != nil {
@@ -305,8 +313,13 @@ func newShowCmd() *cobra.Command {
 				}
 			}
 			outs := make([]messageOut, 0, len(entries))
+			hidden := 0
 			for _, e := range entries {
-				o := messageOut{Message: e.Message, ID: e.ID, Branch: e.Branch, Valid: e.Valid}
+				if !sc.allowed(e.Message.Author) {
+					hidden++
+					continue
+				}
+				o := messageOut{Message: e.Message, ID: e.ID, Branch: e.Branch, Valid: e.Valid, AuthorLabel: sc.label(e.Message.Author)}
 				if e.Err != nil {
 					o.Error = e.Err.Error()
 				}
@@ -319,8 +332,9 @@ func newShowCmd() *cobra.Command {
 				}
 				outs = append(outs, o)
 			}
+			sc.hiddenNote(hidden)
 			return g.emit(outs, func(w io.Writer) {
-				if len(outs) == 0 {
+				if len(outs) == 0 && hidden == 0 {
 					fmt.Fprintln(w, "no messages yet; post one with `mmogit post \"hello\"`")
 				}
 				for _, o := range outs {
@@ -335,11 +349,14 @@ func newShowCmd() *cobra.Command {
 						mark += ", encrypted"
 					}
 					// The whole key: a prefix is cheap to grind.
-					fmt.Fprintf(w, "[%s] %s %s: %s\n", mark, printable(o.Timestamp), printable(o.Author), content)
+					fmt.Fprintf(w, "[%s] %s %s: %s\n", mark, printable(o.Timestamp), printable(o.AuthorLabel), content)
 				}
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "show every message held, not only yours and trusted peers'")
+	cmd.Flags().StringVar(&author, "author", "", "only this author: whole 64-hex key, onion address, peer ID or trusted alias")
+	return cmd
 }
 
 // rememberArgs are the flags of `mmogit remember`.
@@ -389,7 +406,8 @@ type recallArgs struct {
 	tag        string  // --tag: only memories with this tag
 	hours      float64 // --hours: only memories from the last N hours
 	confidence float64 // --confidence: minimum confidence
-	author     string  // --author: key hex or prefix
+	author     string  // --author: whole key, onion address, peer ID or alias
+	all        bool    // --all: every author held
 }
 
 // recalledOut is the JSON form of a recalled memory. Recall lists only
@@ -397,11 +415,12 @@ type recallArgs struct {
 // tag or age), so readable is always true; encrypted says whether the
 // memory was stored encrypted.
 type recalledOut struct {
-	MessageID string        `json:"message_id"`
-	Author    string        `json:"author"`
-	Memory    memory.Memory `json:"memory"`
-	Encrypted bool          `json:"encrypted"`
-	Readable  bool          `json:"readable"`
+	MessageID   string        `json:"message_id"`
+	Author      string        `json:"author"`
+	AuthorLabel string        `json:"author_label"` // trusted alias or the whole key
+	Memory      memory.Memory `json:"memory"`
+	Encrypted   bool          `json:"encrypted"`
+	Readable    bool          `json:"readable"`
 }
 
 func newRecallCmd() *cobra.Command {
@@ -428,7 +447,11 @@ the others; encrypted memories addressed to others are not listed.`,
 			if err != nil {
 				return err
 			}
-			f := memory.Filter{Type: a.typ, Tag: a.tag, MinConfidence: a.confidence, Author: a.author, Open: rd.recallOpen}
+			sc, err := newScope(a.all, a.author)
+			if err != nil {
+				return err
+			}
+			f := memory.Filter{Type: a.typ, Tag: a.tag, MinConfidence: a.confidence, Author: sc.author, Authors: sc.authors(), Open: rd.recallOpen}
 			if a.hours > 0 {
 				f.Since = time.Now().Add(-time.Duration(a.hours * float64(time.Hour)))
 			}
@@ -444,7 +467,7 @@ the others; encrypted memories addressed to others are not listed.`,
 			}
 			outs := make([]recalledOut, 0, len(rs))
 			for _, r := range rs {
-				outs = append(outs, recalledOut{MessageID: r.MessageID, Author: r.Message.Author, Memory: r.Memory,
+				outs = append(outs, recalledOut{MessageID: r.MessageID, Author: r.Message.Author, AuthorLabel: sc.label(r.Message.Author), Memory: r.Memory,
 					Encrypted: seal.IsSealed(r.Message.Content), Readable: true})
 			}
 			return g.emit(outs, func(w io.Writer) {
@@ -452,10 +475,10 @@ the others; encrypted memories addressed to others are not listed.`,
 					fmt.Fprintln(w, "no memories match")
 				}
 				for _, o := range outs {
-					// The author as its branch names it (users/<8 hex>):
-					// recall mixes the memories of every peer synced.
-					fmt.Fprintf(w, "%s %-12s %-8s %s", o.Memory.CreatedAt.Format(time.RFC3339), o.Memory.Memory.Type,
-						printable(shortAuthor(o.Author)), printable(summary(o.Memory)))
+					// The author's trusted alias or whole key: a prefix
+					// is cheap to grind.
+					fmt.Fprintf(w, "%s %-12s %s %s", o.Memory.CreatedAt.Format(time.RFC3339), o.Memory.Memory.Type,
+						printable(o.AuthorLabel), printable(summary(o.Memory)))
 					if len(o.Memory.Tags) > 0 {
 						fmt.Fprintf(w, " [%s]", printable(strings.Join(o.Memory.Tags, ",")))
 					}
@@ -469,16 +492,9 @@ the others; encrypted memories addressed to others are not listed.`,
 	f.StringVar(&a.tag, "tag", "", "only memories with this tag")
 	f.Float64Var(&a.hours, "hours", 0, "only memories from the last N hours")
 	f.Float64Var(&a.confidence, "confidence", 0, "hide memories whose stated confidence is below this (memories without one are kept)")
-	f.StringVar(&a.author, "author", "", "only memories by this author (hex key or prefix)")
+	f.StringVar(&a.author, "author", "", "only this author: whole 64-hex key, onion address, peer ID or trusted alias")
+	f.BoolVar(&a.all, "all", false, "search every author held, not only you and trusted peers")
 	return cmd
 }
 
 func summary(m memory.Memory) string { return m.Memory.Text() }
-
-// shortAuthor is the first 8 characters of a hex author key.
-func shortAuthor(a string) string {
-	if len(a) > 8 {
-		return a[:8]
-	}
-	return a
-}

@@ -106,7 +106,7 @@ type showRow struct {
 func (c cli) show() map[string]showRow {
 	c.t.Helper()
 	var rows []showRow
-	c.json(&rows, "show")
+	c.json(&rows, "show", "--all")
 	m := map[string]showRow{}
 	for _, r := range rows {
 		m[r.ID] = r
@@ -165,7 +165,7 @@ func TestPostSeals(t *testing.T) {
 				if got.Readable || !got.Encrypted || got.Content != stored.Sealed || strings.Contains(got.Content, "secret") {
 					t.Errorf("non-recipient sees %+v", got)
 				}
-				if human := o.run("show"); !strings.Contains(human, out.Author+": [encrypted: not addressed to you]") {
+				if human := o.run("show", "--all"); !strings.Contains(human, out.Author+": [encrypted: not addressed to you]") {
 					t.Errorf("non-recipient's show lacks the marker:\n%s", human)
 				}
 			}
@@ -217,7 +217,7 @@ func TestRecallSealed(t *testing.T) {
 	}
 	for i, tt := range tests {
 		var rows []row
-		tt.who.json(&rows, "recall", "-t", "learning", "--tag", "x")
+		tt.who.json(&rows, "recall", "--all", "-t", "learning", "--tag", "x")
 		var got []string
 		for _, r := range rows {
 			if !r.Readable {

@@ -4,11 +4,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"sync"
 	"time"
@@ -18,6 +15,7 @@ import (
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/localapi"
 	"github.com/mmogit/mmogit/internal/onion"
+	"github.com/mmogit/mmogit/internal/seal"
 	"github.com/mmogit/mmogit/internal/socks"
 	"github.com/mmogit/mmogit/internal/syncproto"
 	"github.com/mmogit/mmogit/internal/trust"
@@ -41,23 +39,19 @@ func (a *Agent) access(remote peer.ID) (*trust.View, trust.Entry, error) {
 	idx := a.recipientIndex()
 	v := &trust.View{
 		Store: a.store, Self: a.id.PubHex(), Peer: hex.EncodeToString(pub), Entry: e,
-		Recipients: func(id string) []string { return idx[id] },
+		Recipients: idx.Recipients,
 		Quota:      a.quota,
 	}
 	return v, e, nil
 }
 
-// recipientIndex reads <config>/recipients.json: for each of our own sealed
-// messages with recipients besides us, their keys. It is small and read
-// once per session so posts made by the CLI apply at once.
-func (a *Agent) recipientIndex() map[string][]string {
-	b, err := os.ReadFile(filepath.Join(a.opts.ConfigDir, "recipients.json"))
+// recipientIndex reads the recipients of our own sealed messages (see
+// seal.Index). It is small and read once per session so posts made by the
+// CLI apply at once.
+func (a *Agent) recipientIndex() seal.Index {
+	idx, err := seal.LoadIndex(a.opts.ConfigDir)
 	if err != nil {
-		return nil
-	}
-	var idx map[string][]string
-	if err := json.Unmarshal(b, &idx); err != nil {
-		a.log.Warn("recipients.json unreadable; recipients without a role receive nothing", "err", err)
+		a.log.Warn("recipient index unreadable; recipients without a role receive nothing", "err", err)
 		return nil
 	}
 	return idx

@@ -357,7 +357,11 @@ type Filter struct {
 	// observations only) are kept: the filter ranks stated beliefs, it
 	// does not demand one.
 	MinConfidence float64
-	Author        string // author key hex, or a prefix of it
+	// Author, if set, is the whole author key (64 hex); a prefix matches
+	// nothing, since anyone can grind a key that shares one.
+	Author string
+	// Authors, if not nil, keeps only these authors (64 hex keys).
+	Authors map[string]bool
 	// IncludeExpired keeps memories whose expires_at has passed.
 	IncludeExpired bool
 	// Open, when set, gives the content to parse for a validly signed
@@ -396,7 +400,10 @@ func (s *Store) Recall(ctx context.Context, f Filter) ([]Recalled, error) {
 	now := time.Now()
 	var out []Recalled
 	for _, e := range es {
-		if !e.Valid || !strings.HasPrefix(e.Message.Author, strings.ToLower(f.Author)) {
+		if !e.Valid || (f.Author != "" && e.Message.Author != strings.ToLower(f.Author)) {
+			continue
+		}
+		if f.Authors != nil && !f.Authors[e.Message.Author] {
 			continue
 		}
 		content := e.Message.Content

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -286,8 +287,11 @@ func TestRecall(t *testing.T) {
 		{"min confidence", Filter{MinConfidence: 0.7}, []string{"obs old", "task", "unrated"}},
 		{"min confidence above all", Filter{MinConfidence: 0.95, Type: "task"}, nil},
 		{"expired kept", Filter{Type: "question", IncludeExpired: true}, []string{"expired q"}},
-		{"author prefix", Filter{Author: "D75A98", Type: "task"}, []string{"task"}},
+		{"author prefix matches nothing", Filter{Author: "D75A98", Type: "task"}, nil},
 		{"other author", Filter{Author: "00"}, nil},
+		{"whole author key, any case", Filter{Author: strings.ToUpper(hex.EncodeToString(k.Public().(ed25519.PublicKey))), Type: "task"}, []string{"task"}},
+		{"authors set", Filter{Authors: map[string]bool{hex.EncodeToString(k.Public().(ed25519.PublicKey)): true}, Type: "task"}, []string{"task"}},
+		{"authors set without us", Filter{Authors: map[string]bool{}}, nil},
 		{"open hook", Filter{Type: "learning", Tag: "secret", Open: unwrap}, []string{"hidden"}},
 		{"open hook all", Filter{Open: unwrap}, []string{"obs old", "learn", "task", "unrated", "hidden"}},
 		{"open hook refuses", Filter{Open: refuseWrapped, Tag: "secret"}, nil},

@@ -4,16 +4,12 @@ import (
 	"context"
 	"encoding/hex"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/mmogit/mmogit/internal/memory"
+	"github.com/mmogit/mmogit/internal/seal"
 )
-
-// sealedPrefix marks content encrypted to its recipients (see package seal).
-// Only the mark matters here: the policy never decrypts.
-const sealedPrefix = "mmogit-age-v1:"
 
 // Store is what a View reads and writes: *memory.Store.
 type Store interface {
@@ -71,7 +67,8 @@ func (v *View) build(ctx context.Context) {
 		if !e.Valid || e.Message.Author != v.Self || v.visible[e.ID] {
 			continue
 		}
-		if strings.HasPrefix(e.Message.Content, sealedPrefix) && !v.addressed(e.ID) {
+		// Only the mark matters here: the policy never decrypts.
+		if seal.IsSealed(e.Message.Content) && !v.addressed(e.ID) {
 			continue
 		}
 		v.visible[e.ID] = true
