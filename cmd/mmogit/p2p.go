@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +18,9 @@ import (
 
 	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/memory"
+	"github.com/mmogit/mmogit/internal/seal"
 	"github.com/mmogit/mmogit/internal/syncproto"
+	"github.com/mmogit/mmogit/internal/trust"
 	"github.com/spf13/cobra"
 )
 
@@ -106,6 +110,7 @@ type p2pResult struct {
 	Sent       int     `json:"sent"`
 	Received   int     `json:"received"`
 	Rejected   int     `json:"rejected"`
+	Refused    int     `json:"refused"`
 	BytesSent  int64   `json:"bytes_sent"`
 	BytesRecv  int64   `json:"bytes_received"`
 	DurationMs float64 `json:"duration_ms"`
@@ -170,15 +175,32 @@ func p2pConnect(ctx context.Context, addr string) error {
 	return g.emit(r, func(w io.Writer) { printP2P(w, r) })
 }
 
-func directSync(ctx context.Context, c net.Conn, st *memory.Store, priv []byte) (p2pResult, error) {
+// directSync runs one session over c. What the peer may see and store is
+// decided by the trust list once it has proven its key (the summary waits
+// for that proof): the same rules as a sync through the agent.
+func directSync(ctx context.Context, c net.Conn, st *memory.Store, priv ed25519.PrivateKey) (p2pResult, error) {
 	start := time.Now()
-	stats, err := syncproto.Sync(ctx, c, st, syncproto.Options{Identity: priv, RequireAuth: true, Logger: g.log})
+	self := hex.EncodeToString(priv.Public().(ed25519.PublicKey))
+	access := func(peer ed25519.PublicKey) (syncproto.Syncer, bool, error) {
+		l, err := trust.Load(g.configDir)
+		if err != nil {
+			return nil, true, err
+		}
+		idx, err := seal.LoadIndex(g.configDir)
+		if err != nil {
+			return nil, true, err
+		}
+		e, _ := l.Lookup(peer)
+		v := &trust.View{Store: st, Self: self, Peer: hex.EncodeToString(peer), Entry: e, Recipients: idx.Recipients}
+		return v, !v.CanWrite(), nil
+	}
+	stats, err := syncproto.Sync(ctx, c, nil, syncproto.Options{Identity: priv, RequireAuth: true, Logger: g.log, Access: access})
 	if err != nil {
 		return p2pResult{}, err
 	}
 	return p2pResult{
 		Peer: c.RemoteAddr().String(), Pubkey: stats.PeerKey,
-		Sent: stats.MessagesSent, Received: stats.Added, Rejected: stats.Rejected,
+		Sent: stats.MessagesSent, Received: stats.Added, Rejected: stats.Rejected, Refused: stats.Refused,
 		BytesSent: stats.BytesSent, BytesRecv: stats.BytesReceived, DurationMs: ms(time.Since(start)),
 	}, nil
 }
@@ -186,6 +208,6 @@ func directSync(ctx context.Context, c net.Conn, st *memory.Store, priv []byte) 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func printP2P(w io.Writer, r p2pResult) {
-	fmt.Fprintf(w, "synced with %s: received %d, sent %d, rejected %d (%d/%d bytes, %.0f ms)\n",
-		r.Peer, r.Received, r.Sent, r.Rejected, r.BytesRecv, r.BytesSent, r.DurationMs)
+	fmt.Fprintf(w, "synced with %s: received %d, sent %d, rejected %d, refused %d (%d/%d bytes, %.0f ms)\n",
+		r.Peer, r.Received, r.Sent, r.Rejected, r.Refused, r.BytesRecv, r.BytesSent, r.DurationMs)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/localapi"
 	"github.com/mmogit/mmogit/internal/platform"
+	"github.com/mmogit/mmogit/internal/trust"
 )
 
 // Agent is one agent process and its config directory.
@@ -222,4 +223,22 @@ func (a *Agent) TorPID() (int, error) {
 	var pid int
 	_, err = fmt.Sscan(string(b), &pid)
 	return pid, err
+}
+
+// TrustEachOther gives every agent read and write roles in every other
+// agent's trust list, as `mmogit trust add` would: the demo's and tests'
+// agents are one party's, so they share everything.
+func TrustEachOther(agents ...*Agent) error {
+	for _, a := range agents {
+		for _, b := range agents {
+			if a == b {
+				continue
+			}
+			alias := strings.Join(strings.Fields(b.Name), "-")
+			if _, err := trust.Set(a.Dir, b.ID.Public, true, true, alias, "cluster"); err != nil {
+				return fmt.Errorf("cluster: %s trusts %s: %w", a.Name, b.Name, err)
+			}
+		}
+	}
+	return nil
 }

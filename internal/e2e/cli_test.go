@@ -74,9 +74,9 @@ func TestOfflineCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, "onion circuits need 4 relays") {
 		t.Fatalf("recall: %v %s", err, out)
 	}
-	// Human output names the author the way the branch does.
-	if out, _, err = mm(t, dir, "", "recall", "-t", "learning"); err != nil || !strings.Contains(out, " "+id.Pubkey[:8]+" ") || !strings.Contains(out, "onion circuits need 4 relays") {
-		t.Errorf("recall (human) lacks the author %s: %v %s", id.Pubkey[:8], err, out)
+	// Human output names the author by its whole key (no alias here).
+	if out, _, err = mm(t, dir, "", "recall", "-t", "learning"); err != nil || !strings.Contains(out, " "+id.Pubkey+" ") || !strings.Contains(out, "onion circuits need 4 relays") {
+		t.Errorf("recall (human) lacks the author %s: %v %s", id.Pubkey, err, out)
 	}
 	if out, _, _ = mm(t, dir, "", "--json", "recall", "--tag", "nope"); strings.TrimSpace(out) != "[]" {
 		t.Errorf("recall with no match = %s", out)

@@ -43,6 +43,9 @@ func TestFaults(t *testing.T) {
 	cramped, tmpfs := startOnTmpfs(t, "cramped", 1536<<10)
 	ag := startAgents(t, agentSpec{name: "holder"}, agentSpec{name: "puller"})
 	holder, puller := ag[0], ag[1]
+	if err := cluster.TrustEachOther(cramped, holder, puller); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if _, err := cramped.WaitReady(ctx); err != nil {

@@ -63,6 +63,10 @@ type agentSpec struct {
 	services  []string
 	bootstrap []string
 	configure func(*config.Config)
+	// stranger keeps the agent out of the others' trust lists (and them
+	// out of its own); all other agents of one startAgents trust each
+	// other with read and write, as one party's agents would.
+	stranger bool
 }
 
 // startAgents prepares and starts agents on the shared private network and
@@ -84,6 +88,15 @@ func startAgents(t *testing.T, specs ...agentSpec) []*cluster.Agent {
 			t.Fatal(err)
 		}
 		agents[i] = a
+	}
+	var members []*cluster.Agent
+	for i, a := range agents {
+		if !specs[i].stranger {
+			members = append(members, a)
+		}
+	}
+	if err := cluster.TrustEachOther(members...); err != nil {
+		t.Fatal(err)
 	}
 	for i, a := range agents {
 		if err := a.Start(opts[i]); err != nil {

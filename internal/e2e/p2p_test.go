@@ -31,6 +31,9 @@ func TestDirectP2P(t *testing.T) {
 	onionB, _, _ := mm(t, b, "", "address", "--onion")
 	mm(t, a, "", "post", "--to", strings.TrimSpace(onionB), "from a over tcp")
 	mm(t, b, "", "post", "--to", strings.TrimSpace(onionA), "from b over tcp")
+	// Each keeps what the other sends (and shows the other's posts).
+	mm(t, a, "", "trust", "add", strings.TrimSpace(onionB), "--write")
+	mm(t, b, "", "trust", "add", strings.TrimSpace(onionA), "--write")
 
 	// Tor mode (no tor.json: the default) refuses both without --direct.
 	for _, args := range [][]string{{"p2p", "listen", "--port", "0", "--once"}, {"p2p", "connect", "127.0.0.1:7420"}} {

@@ -253,6 +253,9 @@ func TestHybridFallsBackToDirect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := cluster.TrustEachOther(target, client); err != nil {
+		t.Fatal(err)
+	}
 	onion := strings.TrimSuffix(target.ID.OnionAddress(), ".onion")
 	book := fmt.Sprintf(`[{"peer_id":%q,"onion_address":%q,"addrs":[%q,%q]}]`, target.ID.PeerID(), target.ID.OnionAddress(),
 		fmt.Sprintf("/onion3/%s:7999", onion), direct)

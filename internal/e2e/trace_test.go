@@ -121,6 +121,9 @@ func TestTorOnlyTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	post(t, a, "traced agent's memory")
+	if err := cluster.TrustEachOther(other, a); err != nil {
+		t.Fatal(err)
+	}
 	if err := a.Start(o); err != nil {
 		t.Fatal(err)
 	}
