@@ -94,14 +94,15 @@ func (a *Agent) handleInvite(s network.Stream) {
 	reply(invite.Reply{OK: true, Read: pd.Read, Write: pd.Write})
 }
 
-// inviteError carries the inviter's refusal with its kind.
+// inviteError carries the inviter's refusal with its kind; it unwraps to
+// the matching invite error (invite.ErrUsed, ...).
 type inviteError struct {
-	kind string
-	err  error
+	kind, msg string
+	base      error
 }
 
-func (e *inviteError) Error() string { return e.err.Error() }
-func (e *inviteError) Unwrap() error { return e.err }
+func (e *inviteError) Error() string { return e.msg }
+func (e *inviteError) Unwrap() error { return e.base }
 func (e *inviteError) Kind() string  { return e.kind }
 
 // Join implements localapi.Backend.
@@ -151,7 +152,8 @@ func (a *Agent) Join(ctx context.Context, req localapi.JoinRequest) (localapi.Jo
 		if base == nil {
 			base = errors.New("invite refused")
 		}
-		return localapi.JoinResult{}, &inviteError{kind: rep.Kind, err: fmt.Errorf("%w: the inviter said: %s", base, rep.Error)}
+		return localapi.JoinResult{}, &inviteError{kind: rep.Kind, base: base,
+			msg: fmt.Sprintf("agent: %s refused the invite: %s; nothing was changed (ask it for a new invite)", inv.Onion, rep.Error)}
 	}
 	read, write := req.Read, req.Write
 	if !read && !write {

@@ -202,8 +202,9 @@ func TestPrivateByDefault(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		// S keeps what A sends it: in S's own list A may write.
-		if _, err := run(t, S, "trust", "add", A.ID.OnionAddress(), "--write"); err != nil {
+		// S keeps what A sends it (A may write, in S's own list) and
+		// offers A everything it holds (A may read).
+		if _, err := run(t, S, "trust", "add", A.ID.OnionAddress(), "--read", "--write"); err != nil {
 			t.Fatal(err)
 		}
 		r := syncJSON(t, S, A.ID.OnionAddress())
@@ -347,8 +348,8 @@ func TestPrivateByDefault(t *testing.T) {
 			t.Errorf("C's entry for B: %+v, %v; want read+write", e, ok)
 		}
 		// The second use, by anyone, is refused and changes nothing.
-		_, err = run(t, S, "--json", "join", line)
-		if err == nil || !strings.Contains(err.Error(), "invite_used") {
+		out, err = run(t, S, "--json", "join", line)
+		if err == nil || !strings.Contains(out, `"invite_used"`) {
 			t.Errorf("second use: %v, want invite_used", err)
 		}
 		expired, err := run(t, B, "invite", "--expires", "1s")
@@ -356,8 +357,8 @@ func TestPrivateByDefault(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(1500 * time.Millisecond)
-		_, err = run(t, S, "--json", "join", strings.TrimSpace(expired))
-		if err == nil || !strings.Contains(err.Error(), "invite_expired") {
+		out, err = run(t, S, "--json", "join", strings.TrimSpace(expired))
+		if err == nil || !strings.Contains(out, `"invite_expired"`) {
 			t.Errorf("expired invite: %v, want invite_expired", err)
 		}
 		bl, _ = trust.Load(B.Dir)

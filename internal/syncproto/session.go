@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -28,6 +29,13 @@ type Syncer interface {
 }
 
 var _ Syncer = (*memory.Store)(nil)
+
+// Holder is implemented by a Syncer whose Inventory shows the peer less
+// than the store holds (a view filtered by who the peer is): Held is every
+// ID held, so the session never requests one of them.
+type Holder interface {
+	Held(ctx context.Context) (map[string]bool, error)
+}
 
 // Version is the protocol version this side speaks (Hello's "version").
 // Version 2 reconciles differing authors by buckets; a peer whose Hello says
@@ -485,6 +493,15 @@ func (s *session) sendSummary() error {
 		}
 	}
 	sort.Strings(authors)
+	if h, ok := s.store.(Holder); ok {
+		// The summary shows what the peer may see; what we request is
+		// decided by everything we hold, so nothing held is fetched again.
+		held, err := h.Held(s.ctx)
+		if err != nil {
+			return fmt.Errorf("syncproto: held messages: %w", err)
+		}
+		maps.Copy(s.have, held)
+	}
 	for {
 		part := summaryMsg{Authors: map[string]authorSummary{}}
 		n := min(len(authors), authorsPerFrame)

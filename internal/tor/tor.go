@@ -270,12 +270,20 @@ func (d *Daemon) refreshSocksAddr(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tor: %w", err)
 	}
+	l := strings.TrimSpace(m["net/listeners/socks"])
 	addr := ""
-	if f := strings.Fields(m["net/listeners/socks"]); len(f) > 0 {
-		addr = f[0]
-		if v, _, err := torctl.Unquote(addr); err == nil {
+	switch own := "unix:" + filepath.Join(d.cfg.socketDir(), socksSocketName); {
+	case l == "":
+	case strings.Contains(l, own):
+		// Our own socket: its path may hold spaces, which the
+		// space-separated list cannot tell from a separator.
+		addr = own
+	case strings.HasPrefix(l, `"`):
+		if v, _, err := torctl.Unquote(l); err == nil {
 			addr = v
 		}
+	default:
+		addr = strings.Fields(l)[0]
 	}
 	d.mu.Lock()
 	d.socksAddr = addr

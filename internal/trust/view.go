@@ -100,6 +100,22 @@ func (v *View) Inventory(ctx context.Context) (map[string][]string, error) {
 	return out, nil
 }
 
+// Held implements syncproto.Holder: every valid ID held, shown or not,
+// so the session does not fetch what is already here.
+func (v *View) Held(ctx context.Context) (map[string]bool, error) {
+	inv, err := v.Store.Inventory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, ids := range inv {
+		for _, id := range ids {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
 // Get implements syncproto.Syncer: a request for an ID the peer was not
 // shown gets nothing, exactly as an ID that is not held.
 func (v *View) Get(ctx context.Context, ids []string) ([]memory.Message, error) {

@@ -221,3 +221,26 @@ func TestQuotaWindow(t *testing.T) {
 		t.Fatalf("next day: %d ok", len(ok))
 	}
 }
+
+// TestViewHeldNotRefetched: messages we hold but do not show a write-only
+// peer (a third party's) are not fetched again when it offers them, so
+// they cost neither bandwidth nor quota.
+func TestViewHeldNotRefetched(t *testing.T) {
+	self, peer, third := key(1), key(7), key(8)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var pushed []memory.Message
+	for i := range 5 {
+		pushed = append(pushed, memory.Sign(third, fmt.Sprintf("third %d", i), t0.Add(time.Duration(i)*time.Second)))
+	}
+	ours := openStore(t, pushed[:2]...)
+	theirs := openStore(t, pushed...)
+	q := trust.NewQuota(100, 0)
+	v := &trust.View{Store: ours, Self: hexKey(self), Peer: hexKey(peer), Entry: trust.Entry{Write: true}, Quota: q}
+	mine, _ := runSync(t, v, theirs, peer, self)
+	if mine.Added != 3 || mine.Duplicates != 0 || mine.MessagesReceived != 3 {
+		t.Errorf("added %d, duplicates %d, received %d; want 3, 0, 3 (the 2 held not fetched)", mine.Added, mine.Duplicates, mine.MessagesReceived)
+	}
+	if n, _ := q.Used(hexKey(peer)); n != 3 {
+		t.Errorf("quota charged %d, want 3", n)
+	}
+}
