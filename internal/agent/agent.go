@@ -25,6 +25,7 @@ import (
 	"github.com/mmogit/mmogit/internal/memory"
 	"github.com/mmogit/mmogit/internal/oniontransport"
 	"github.com/mmogit/mmogit/internal/p2p"
+	"github.com/mmogit/mmogit/internal/platform"
 	"github.com/mmogit/mmogit/internal/socks"
 	"github.com/mmogit/mmogit/internal/trust"
 )
@@ -144,7 +145,7 @@ func checkDirPerms(dir string) error {
 	if err != nil {
 		return fmt.Errorf("agent: config dir: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
+	if platform.OthersAccess(fi) != 0 { // Windows: ACLs, not mode bits
 		return fmt.Errorf("agent: config dir %s has mode %04o; it holds your seed and the agent socket: run `chmod 700 %s`", dir, fi.Mode().Perm(), dir)
 	}
 	// tor.json names the tor binary the agent executes: a config others can

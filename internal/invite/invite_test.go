@@ -13,7 +13,9 @@ import (
 	"github.com/mmogit/mmogit/internal/onion"
 )
 
-func addr() string { return onion.Hostname(ed25519.NewKeyFromSeed(make([]byte, 32)).Public().(ed25519.PublicKey)) }
+func addr() string {
+	return onion.Hostname(ed25519.NewKeyFromSeed(make([]byte, 32)).Public().(ed25519.PublicKey))
+}
 
 func TestRoundTrip(t *testing.T) {
 	dir := t.TempDir()

@@ -10,10 +10,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mmogit/mmogit/internal/memory"
+	"github.com/mmogit/mmogit/internal/platform"
 )
 
 // IndexFile is the recipient index inside the config directory.
@@ -131,11 +131,11 @@ func lockIndex(path string) (unlock func(), err error) {
 	}
 	deadline := time.Now().Add(indexLockWait)
 	for delay := time.Millisecond; ; delay = min(2*delay, 20*time.Millisecond) {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		err := platform.TryLock(f)
 		if err == nil {
-			return func() { f.Close() }, nil // closing drops the flock
+			return func() { f.Close() }, nil // closing drops the lock
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
+		if !errors.Is(err, platform.ErrWouldBlock) {
 			f.Close()
 			return nil, fmt.Errorf("seal: lock index: %w", err)
 		}

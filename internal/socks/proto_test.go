@@ -21,7 +21,7 @@ func mustHex(t testing.TB, s string) []byte {
 	return b
 }
 
-// Tor's own v3 test vector (rend-spec-v3 / DESIGN.md).
+// Tor's own v3 test vector (rend-spec-v3; docs/spec-notes.md).
 const vectorOnion = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion"
 
 func TestAppendConnect(t *testing.T) {

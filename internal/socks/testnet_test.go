@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 
 // TestPrivateNetworkF0 dials a well-formed v3 address that nobody publishes
 // through a client of the private Tor network: tor asks the HSDirs, none has
-// the descriptor, and the reply is F0 (0.3 s once bootstrapped, DESIGN.md).
+// the descriptor, and the reply is F0 (0.3 s once bootstrapped, docs/private-network.md).
 func TestPrivateNetworkF0(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a private Tor network (~10 s); skipped in -short mode")
@@ -93,7 +93,7 @@ func TestPrivateNetworkOnion(t *testing.T) {
 
 	base := &socks.Dialer{ProxyAddr: n.SocksAddr(), Timeout: 30 * time.Second}
 	// Right after the first upload a dial occasionally gets F0; tor then
-	// does not ask the HSDirs again until NEWNYM (DESIGN.md).
+	// does not ask the HSDirs again until NEWNYM (docs/spec-notes.md).
 	dial := func(d *socks.Dialer, addr string) (net.Conn, error) {
 		for {
 			c, err := d.DialContext(ctx, "tcp", addr)

@@ -12,11 +12,11 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mmogit/mmogit/internal/onion"
+	"github.com/mmogit/mmogit/internal/platform"
 	"github.com/mmogit/mmogit/internal/socks"
 	"github.com/mmogit/mmogit/internal/testnet"
 )
@@ -25,7 +25,7 @@ import (
 // what the Tor layer promises, end to end, with real tor processes.
 
 // identitySeed is RFC 8032's test 1 seed. Its onion address is tor's own
-// test vector (DESIGN.md), so a wrong key derivation cannot go unnoticed.
+// test vector (docs/spec-notes.md), so a wrong key derivation cannot go unnoticed.
 const (
 	identitySeed    = "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60"
 	identityAddress = "25njqamcweflpvkl73j4szahhihoc4xt3ktcgjnpaingr5yhkenl5sid.onion"
@@ -234,7 +234,7 @@ func testKill(t *testing.T, ctx context.Context, client *joined, s *Service) {
 	}
 
 	pid := client.Pid()
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+	if err := platform.Kill(pid); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()

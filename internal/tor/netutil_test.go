@@ -220,7 +220,7 @@ const dialBudget = 60 * time.Second
 // (socks.Retryable) it waits and dials again. Right after a first upload
 // the client may get F0 and then does not ask the HSDirs again for a
 // while; newnym, if given, is called after F0 to purge that state
-// (DESIGN.md: "succeeds after NEWNYM + 1 s"). Non-transient errors, and
+// (docs/spec-notes.md: "succeeds after NEWNYM + 1 s"). Non-transient errors, and
 // the last error after dialBudget, are returned.
 func dialOnion(t *testing.T, ctx context.Context, d *socks.Dialer, addr string, newnym func(context.Context) error) (net.Conn, error) {
 	t.Helper()

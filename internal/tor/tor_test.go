@@ -11,10 +11,10 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mmogit/mmogit/internal/platform"
 	"github.com/mmogit/mmogit/internal/torctl"
 )
 
@@ -321,10 +321,7 @@ func TestStartOffline(t *testing.T) {
 	})
 }
 
-func processGone(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return errors.Is(err, syscall.ESRCH)
-}
+func processGone(pid int) bool { return !platform.Alive(pid) }
 
 func TestStopLeavesNoProcess(t *testing.T) {
 	d := startOffline(t)

@@ -37,6 +37,7 @@ import (
 
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/onion"
+	"github.com/mmogit/mmogit/internal/platform"
 )
 
 // File is the trust list's file name in the config dir.
@@ -164,7 +165,7 @@ func load(path string) (*List, os.FileInfo, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("trust: %w", err)
 	}
-	if fi.Mode().Perm()&0o077 != 0 {
+	if platform.OthersAccess(fi) != 0 {
 		return nil, nil, fmt.Errorf("trust: %s has mode %04o: others may read or change whom this agent trusts; run chmod 600 %s", path, fi.Mode().Perm(), path)
 	}
 	var es []Entry
