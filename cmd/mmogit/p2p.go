@@ -181,6 +181,13 @@ func p2pConnect(ctx context.Context, addr string) error {
 func directSync(ctx context.Context, c net.Conn, st *memory.Store, priv ed25519.PrivateKey) (p2pResult, error) {
 	start := time.Now()
 	self := hex.EncodeToString(priv.Public().(ed25519.PublicKey))
+	cfg := config.Default()
+	if _, err := os.Stat(filepath.Join(g.configDir, config.FileName)); err == nil {
+		if cfg, err = config.Load(g.configDir); err != nil {
+			return p2pResult{}, err
+		}
+	}
+	quota := trust.NewQuota(cfg.Sync.QuotaMessages, cfg.Sync.QuotaBytes)
 	access := func(peer ed25519.PublicKey) (syncproto.Syncer, bool, error) {
 		l, err := trust.Load(g.configDir)
 		if err != nil {
@@ -191,7 +198,7 @@ func directSync(ctx context.Context, c net.Conn, st *memory.Store, priv ed25519.
 			return nil, true, err
 		}
 		e, _ := l.Lookup(peer)
-		v := &trust.View{Store: st, Self: self, Peer: hex.EncodeToString(peer), Entry: e, Recipients: idx.Recipients}
+		v := &trust.View{Store: st, Self: self, Peer: hex.EncodeToString(peer), Entry: e, Recipients: idx.Recipients, Quota: quota}
 		return v, !v.CanWrite(), nil
 	}
 	stats, err := syncproto.Sync(ctx, c, nil, syncproto.Options{Identity: priv, RequireAuth: true, Logger: g.log, Access: access})

@@ -121,6 +121,14 @@ func (a *Agent) Join(ctx context.Context, req localapi.JoinRequest) (localapi.Jo
 	if ai.ID == a.id.PeerID() {
 		return localapi.JoinResult{}, &kindError{kind: "bad_invite", err: errors.New("agent: that invite is this agent's own")}
 	}
+	inviter, err := identity.PublicFromPeerID(ai.ID)
+	if err != nil {
+		return localapi.JoinResult{}, &kindError{kind: "bad_invite", err: err}
+	}
+	// Refuse a bad alias now: once the inviter accepts, the invite is spent.
+	if err := trust.CheckAlias(a.opts.ConfigDir, inviter, req.Alias); err != nil {
+		return localapi.JoinResult{}, &kindError{kind: "bad_request", err: err}
+	}
 	ctx, cancel := context.WithTimeout(ctx, inviteTimeout)
 	defer cancel()
 	if err := a.connectRetry(ctx, ai, onionHost); err != nil {
@@ -159,8 +167,7 @@ func (a *Agent) Join(ctx context.Context, req localapi.JoinRequest) (localapi.Jo
 	if !read && !write {
 		read, write = true, true
 	}
-	pub, _ := identity.PublicFromPeerID(ai.ID)
-	e, err := trust.Grant(a.opts.ConfigDir, pub, read, write, req.Alias, "join")
+	e, err := trust.Grant(a.opts.ConfigDir, inviter, read, write, req.Alias, "join")
 	if err != nil {
 		return localapi.JoinResult{}, err
 	}

@@ -443,6 +443,9 @@ func (s *session) onHello(m NetworkMessage) error {
 // choose applies Options.Access for the peer's proven key.
 func (s *session) choose(peer ed25519.PublicKey) error {
 	st, refuse, err := s.opts.Access(peer)
+	if err == nil && st == nil {
+		err = errors.New("no store")
+	}
 	if err != nil {
 		return fmt.Errorf("syncproto: access for peer %x: %w", []byte(peer), err)
 	}

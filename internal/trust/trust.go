@@ -218,14 +218,22 @@ func save(dir string, l *List) error {
 }
 
 // writeMu serialises read-modify-write cycles within one process (the
-// agent's invite handler and its API). Between processes the last rename
-// wins; the CLI changes the list only when a person asks.
+// agent's invite handler and its API); a lock on trust.json.lock does so
+// between processes (the CLI and the agent).
 var writeMu sync.Mutex
+
+// lockWait bounds the wait for another process's change.
+const lockWait = 30 * time.Second
 
 // Update applies fn to the list in dir and saves the result.
 func Update(dir string, fn func(l *List) error) error {
 	writeMu.Lock()
 	defer writeMu.Unlock()
+	unlock, err := lockFile(filepath.Join(dir, File+".lock"))
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	l, err := Load(dir)
 	if err != nil {
 		return err
@@ -290,6 +298,38 @@ func Set(dir string, pub ed25519.PublicKey, read, write bool, alias, via string)
 	return out, err
 }
 
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("trust: lock: %w", err)
+	}
+	deadline := time.Now().Add(lockWait)
+	for delay := time.Millisecond; ; delay = min(2*delay, 20*time.Millisecond) {
+		err := platform.TryLock(f)
+		if err == nil {
+			return func() { f.Close() }, nil // closing drops the lock
+		}
+		if !errors.Is(err, platform.ErrWouldBlock) || time.Now().After(deadline) {
+			f.Close()
+			return nil, fmt.Errorf("trust: lock %s: %w", path, err)
+		}
+		time.Sleep(delay)
+	}
+}
+
+// CheckAlias reports whether alias may name pub in dir's list, so a
+// caller can refuse a bad alias before doing anything it cannot undo.
+func CheckAlias(dir string, pub ed25519.PublicKey, alias string) error {
+	if alias == "" {
+		return nil
+	}
+	l, err := Load(dir)
+	if err != nil {
+		return err
+	}
+	return l.checkAlias(alias, hex.EncodeToString(pub))
+}
+
 func (l *List) checkAlias(alias, key string) error {
 	if _, err := identity.ParsePeerKey(alias); err == nil {
 		return fmt.Errorf("trust: alias %q reads as a peer key; choose a name", alias)
@@ -333,8 +373,7 @@ type Book struct {
 
 	mu   sync.Mutex
 	list *List
-	mod  time.Time
-	size int64
+	fi   os.FileInfo // of the file list was read from
 	err  error
 }
 
@@ -357,22 +396,21 @@ func (b *Book) Current() (*List, error) {
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		b.list, b.mod, b.size, b.err = &List{entries: map[string]Entry{}}, time.Time{}, 0, nil
+		b.list, b.fi, b.err = &List{entries: map[string]Entry{}}, nil, nil
 		return b.list, nil
 	case err != nil:
 		return b.fallback(err)
 	}
-	if b.list != nil && b.err == nil && fi.ModTime().Equal(b.mod) && fi.Size() == b.size {
+	// Every save renames a new file into place, so the same file (inode)
+	// with the same time and size is the list already read.
+	if b.list != nil && b.err == nil && b.fi != nil && os.SameFile(fi, b.fi) && fi.ModTime().Equal(b.fi.ModTime()) && fi.Size() == b.fi.Size() {
 		return b.list, nil
 	}
 	l, lfi, err := load(path)
 	if err != nil {
 		return b.fallback(err)
 	}
-	b.list, b.err = l, nil
-	if lfi != nil {
-		b.mod, b.size = lfi.ModTime(), lfi.Size()
-	}
+	b.list, b.err, b.fi = l, nil, lfi
 	return l, nil
 }
 

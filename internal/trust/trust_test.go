@@ -73,6 +73,21 @@ func TestBookReload(t *testing.T) {
 	if l, err := b.Current(); err != nil || len(l.Entries()) != 1 {
 		t.Fatalf("after add: %v, %v", l.Entries(), err)
 	}
+	// Read-only to write-only: same size, maybe the same mtime tick; the
+	// rename still makes it a new file.
+	if _, err := trust.Set(dir, bob, true, false, "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	b.Current()
+	if _, err := trust.Set(dir, bob, false, true, "", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := b.Current(); !l.Entries()[0].Write || l.Entries()[0].Read {
+		t.Fatalf("role swap not seen: %+v", l.Entries())
+	}
+	if _, err := trust.Set(dir, bob, true, true, "", "test"); err != nil {
+		t.Fatal(err)
+	}
 	p := filepath.Join(dir, trust.File)
 	time.Sleep(10 * time.Millisecond) // a new mtime
 	if err := os.WriteFile(p, []byte("[{\"key\": \"zz\"}]"), 0o600); err != nil {

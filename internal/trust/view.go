@@ -100,9 +100,20 @@ func (v *View) Inventory(ctx context.Context) (map[string][]string, error) {
 	return out, nil
 }
 
-// Held implements syncproto.Holder: every valid ID held, shown or not,
-// so the session does not fetch what is already here.
+// Held implements syncproto.Holder: for a peer with the read role, every
+// valid ID held, shown or not, so the session does not fetch what is
+// already here. For any other peer it is nil: if the session skipped IDs it
+// holds but does not show, a peer could learn which messages we hold by
+// offering them and watching which we request. Add then drops what is held
+// before charging the quota.
 func (v *View) Held(ctx context.Context) (map[string]bool, error) {
+	if !v.Entry.Read {
+		return nil, nil
+	}
+	return v.heldSet(ctx)
+}
+
+func (v *View) heldSet(ctx context.Context) (map[string]bool, error) {
 	inv, err := v.Store.Inventory(ctx)
 	if err != nil {
 		return nil, err
@@ -144,8 +155,23 @@ func (v *View) Add(ctx context.Context, msgs []memory.Message) (memory.AddResult
 	if v.Quota == nil {
 		return v.Store.Add(ctx, msgs)
 	}
-	ok, refused := v.Quota.take(v.Peer, msgs, time.Now())
+	// What is held already costs no quota: it will not be stored again.
+	held, err := v.heldSet(ctx)
+	if err != nil {
+		return memory.AddResult{}, err
+	}
+	var fresh []memory.Message
+	dup := 0
+	for _, m := range msgs {
+		if held[m.ID()] {
+			dup++
+		} else {
+			fresh = append(fresh, m)
+		}
+	}
+	ok, refused := v.Quota.take(v.Peer, fresh, time.Now())
 	res, err := v.Store.Add(ctx, ok)
+	res.Duplicate += dup
 	res.Refused += refused
 	return res, err
 }

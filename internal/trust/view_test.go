@@ -222,9 +222,10 @@ func TestQuotaWindow(t *testing.T) {
 	}
 }
 
-// TestViewHeldNotRefetched: messages we hold but do not show a write-only
-// peer (a third party's) are not fetched again when it offers them, so
-// they cost neither bandwidth nor quota.
+// TestViewHeldNotRefetched: messages we hold but do not show a peer (a
+// third party's) cost it no quota when it offers them. A read peer sees
+// we hold them, so they are not fetched again; a write-only peer must not
+// learn that, so they are fetched (and dropped as duplicates) like any.
 func TestViewHeldNotRefetched(t *testing.T) {
 	self, peer, third := key(1), key(7), key(8)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -232,15 +233,26 @@ func TestViewHeldNotRefetched(t *testing.T) {
 	for i := range 5 {
 		pushed = append(pushed, memory.Sign(third, fmt.Sprintf("third %d", i), t0.Add(time.Duration(i)*time.Second)))
 	}
-	ours := openStore(t, pushed[:2]...)
-	theirs := openStore(t, pushed...)
-	q := trust.NewQuota(100, 0)
-	v := &trust.View{Store: ours, Self: hexKey(self), Peer: hexKey(peer), Entry: trust.Entry{Write: true}, Quota: q}
-	mine, _ := runSync(t, v, theirs, peer, self)
-	if mine.Added != 3 || mine.Duplicates != 0 || mine.MessagesReceived != 3 {
-		t.Errorf("added %d, duplicates %d, received %d; want 3, 0, 3 (the 2 held not fetched)", mine.Added, mine.Duplicates, mine.MessagesReceived)
-	}
-	if n, _ := q.Used(hexKey(peer)); n != 3 {
-		t.Errorf("quota charged %d, want 3", n)
+	for _, tc := range []struct {
+		name          string
+		entry         trust.Entry
+		fetched, dups int
+	}{
+		{"read and write", trust.Entry{Read: true, Write: true}, 3, 0},
+		{"write only", trust.Entry{Write: true}, 5, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ours := openStore(t, pushed[:2]...)
+			theirs := openStore(t, pushed...)
+			q := trust.NewQuota(100, 0)
+			v := &trust.View{Store: ours, Self: hexKey(self), Peer: hexKey(peer), Entry: tc.entry, Quota: q}
+			mine, _ := runSync(t, v, theirs, peer, self)
+			if mine.Added != 3 || mine.Duplicates != tc.dups || mine.MessagesReceived != tc.fetched {
+				t.Errorf("added %d, duplicates %d, fetched %d; want 3, %d, %d", mine.Added, mine.Duplicates, mine.MessagesReceived, tc.dups, tc.fetched)
+			}
+			if n, _ := q.Used(hexKey(peer)); n != 3 {
+				t.Errorf("quota charged %d, want 3 (what was new)", n)
+			}
+		})
 	}
 }
