@@ -70,6 +70,7 @@ func TestBookReload(t *testing.T) {
 	if _, err := trust.Set(dir, bob, true, true, "", "test"); err != nil {
 		t.Fatal(err)
 	}
+	b.Current()
 	if l, err := b.Current(); err != nil || len(l.Entries()) != 1 {
 		t.Fatalf("after add: %v, %v", l.Entries(), err)
 	}
