@@ -70,7 +70,6 @@ func TestBookReload(t *testing.T) {
 	if _, err := trust.Set(dir, bob, true, true, "", "test"); err != nil {
 		t.Fatal(err)
 	}
-	b.Current()
 	if l, err := b.Current(); err != nil || len(l.Entries()) != 1 {
 		t.Fatalf("after add: %v, %v", l.Entries(), err)
 	}
@@ -89,6 +88,7 @@ func TestBookReload(t *testing.T) {
 	if _, err := trust.Set(dir, bob, true, true, "", "test"); err != nil {
 		t.Fatal(err)
 	}
+	b.Current()
 	p := filepath.Join(dir, trust.File)
 	time.Sleep(10 * time.Millisecond) // a new mtime
 	if err := os.WriteFile(p, []byte("[{\"key\": \"zz\"}]"), 0o600); err != nil {
