@@ -319,7 +319,8 @@ func (a *Agent) Discover(ctx context.Context, service string) (localapi.Discover
 	for _, ad := range res.Ads {
 		api := apiAd(ad, now)
 		out.Ads = append(out.Ads, api)
-		// Remember what we found so a later `sync` reaches it.
+		// Remember what we found (`mmogit peers`, `sync <peer ID>`); a bare
+		// sync does not dial it: that takes the trust list.
 		if ai, oh, err := parseTarget(ad.OnionAddress); err == nil {
 			if a.mode() != config.Tor {
 				for _, s := range ad.Addrs {
