@@ -52,7 +52,7 @@ type Options struct {
 
 // maxFrame bounds one JSON-RPC frame read from stdin. A memory holds at
 // most memory.MaxContentBytes, so a few times that is plenty; a bigger
-// frame ends the session (a stream cannot resync inside a frame).
+// frame is dropped (see guard).
 const maxFrame = 8 << 20
 
 // server holds the state the handlers share.
@@ -93,7 +93,12 @@ func New(opts Options) *mcp.Server {
 // Run serves MCP on stdin and stdout until the client disconnects or ctx
 // ends.
 func Run(ctx context.Context, opts Options) error {
-	if err := New(opts).Run(ctx, &mcp.StdioTransport{MaxLineLength: maxFrame}); err != nil && !errors.Is(err, context.Canceled) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	t := guardedTransport(os.Stdin, os.Stdout, maxFrame, log)
+	if err := New(opts).Run(ctx, t); err != nil && !errors.Is(err, context.Canceled) {
 		return fmt.Errorf("mcp: %w", err)
 	}
 	return nil
