@@ -17,9 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mmogit/mmogit/internal/cluster"
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/memory"
 	"github.com/mmogit/mmogit/internal/seal"
+	"github.com/mmogit/mmogit/internal/testnet"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -42,6 +44,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	testnet.CloseShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -547,5 +550,116 @@ func TestMalformedLines(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "dropped a malformed request") {
 		t.Errorf("nothing logged on stderr:\n%s", stderr.String())
+	}
+}
+
+// TestNetworkTools drives the network tools against two agents on a
+// private Tor network (internal/testnet): status, connect, sync, advertise,
+// discover, invite and join. It needs tor and takes a while; skipped under
+// -short.
+func TestNetworkTools(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a private Tor network")
+	}
+	tn := testnet.Shared(t)
+	root := t.TempDir()
+	var agents []*cluster.Agent
+	var opts []cluster.AgentOptions
+	for _, name := range []string{"alice", "bob"} {
+		o := cluster.AgentOptions{Bin: bin, Dir: filepath.Join(root, name), Name: name, Testnet: tn.Info().Dir}
+		a, err := cluster.Prepare(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agents, opts = append(agents, a), append(opts, o)
+	}
+	if err := cluster.TrustEachOther(agents...); err != nil {
+		t.Fatal(err)
+	}
+	for i, a := range agents {
+		if err := a.Start(opts[i]); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := a.Stop(context.Background()); err != nil {
+				t.Errorf("%s: %v", a.Name, err)
+			}
+			if t.Failed() {
+				t.Logf("log of %s:\n%s", a.Name, a.Tail(40))
+			}
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	for _, a := range agents {
+		if _, err := a.WaitReady(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice, bob := agents[0], agents[1]
+	ca, cb := start(t, alice.Dir), start(t, bob.Dir)
+
+	var st struct {
+		OnionAddress string `json:"onion_address"`
+		Ready        bool   `json:"ready"`
+	}
+	decode(t, "status", call(t, ca, "status", map[string]any{}), &st)
+	if !st.Ready || st.OnionAddress != alice.ID.OnionAddress() {
+		t.Errorf("status %+v", st)
+	}
+
+	var conn struct {
+		PeerID string `json:"peer_id"`
+	}
+	decode(t, "connect", call(t, ca, "connect", map[string]any{"address": bob.ID.OnionAddress()}), &conn)
+	if conn.PeerID != bob.ID.PeerID().String() {
+		t.Errorf("connect reached %s, want %s", conn.PeerID, bob.ID.PeerID())
+	}
+
+	// Bob remembers something to Alice; Alice syncs and recalls it.
+	decode(t, "remember", call(t, cb, "remember", map[string]any{"text": "bob was here", "tags": []string{"net"}, "to": []string{alice.ID.OnionAddress()}}), &messageOut{})
+	var sum struct {
+		Received int `json:"received"`
+		Failed   int `json:"failed"`
+	}
+	decode(t, "sync", call(t, ca, "sync", map[string]any{"peer": bob.ID.OnionAddress()}), &sum)
+	if sum.Received < 1 || sum.Failed != 0 {
+		t.Errorf("sync %+v", sum)
+	}
+	var rec struct {
+		Memories []recalled `json:"memories"`
+	}
+	decode(t, "recall", call(t, ca, "recall", map[string]any{"tag": "net"}), &rec)
+	if len(rec.Memories) != 1 || rec.Memories[0].Author != bob.ID.PubHex() || rec.Memories[0].Memory.Memory.Insight != "bob was here" {
+		t.Errorf("recall after sync %+v", rec.Memories)
+	}
+
+	var ad struct {
+		Services []string `json:"services"`
+	}
+	decode(t, "advertise", call(t, cb, "advertise", map[string]any{"services": []string{"mcp_test"}}), &ad)
+	if !slices.Contains(ad.Services, "mcp_test") {
+		t.Errorf("advertise %+v", ad)
+	}
+	var disc struct {
+		Service string `json:"service"`
+	}
+	decode(t, "discover", call(t, ca, "discover", map[string]any{"service": "mcp_test"}), &disc)
+	if disc.Service != "mcp_test" {
+		t.Errorf("discover %+v", disc)
+	}
+
+	var inv struct {
+		Invite string `json:"invite"`
+	}
+	decode(t, "invite", call(t, cb, "invite", map[string]any{"read": true}), &inv)
+	var joined struct {
+		OnionAddress string `json:"onion_address"`
+		GrantedRead  bool   `json:"granted_read"`
+		GrantedWrite bool   `json:"granted_write"`
+	}
+	decode(t, "join", call(t, ca, "join", map[string]any{"invite": inv.Invite, "alias": "bobby"}), &joined)
+	if joined.OnionAddress != bob.ID.OnionAddress() || !joined.GrantedRead || joined.GrantedWrite {
+		t.Errorf("join %+v", joined)
 	}
 }
