@@ -69,7 +69,7 @@ type server struct {
 func New(opts Options) *mcp.Server {
 	log := opts.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = discard()
 	}
 	version := opts.Version
 	if version == "" {
@@ -95,7 +95,7 @@ func New(opts Options) *mcp.Server {
 func Run(ctx context.Context, opts Options) error {
 	log := opts.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = discard()
 	}
 	t := guardedTransport(os.Stdin, os.Stdout, maxFrame, log)
 	if err := New(opts).Run(ctx, t); err != nil && !errors.Is(err, context.Canceled) {
@@ -127,3 +127,5 @@ func (s *server) openStore(create bool) (*memory.Store, error) {
 	s.store = st
 	return st, nil
 }
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
