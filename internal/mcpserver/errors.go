@@ -69,7 +69,7 @@ func classify(err error) *toolError {
 // addTool registers a typed tool whose errors become tool results with a
 // kind, and whose panics are caught instead of ending the server.
 func addTool[In, Out any](s *server, srv *mcp.Server, name, desc string, fn func(context.Context, In) (Out, error)) {
-	mcp.AddTool(srv, &mcp.Tool{Name: name, Description: desc},
+	mcp.AddTool(srv, &mcp.Tool{Name: name, Description: desc, Annotations: annotations(name)},
 		func(ctx context.Context, _ *mcp.CallToolRequest, in In) (_ *mcp.CallToolResult, out Out, err error) {
 			defer func() {
 				if p := recover(); p != nil {
@@ -111,5 +111,23 @@ func (s *server) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 			r.Content = []mcp.Content{&mcp.TextContent{Text: string(b)}}
 		}
 		return res, err
+	}
+}
+
+// readOnly are the tools that change nothing, local or remote.
+var readOnly = map[string]bool{"recall": true, "show": true, "whoami": true, "trust_list": true, "status": true, "discover": true}
+
+// network are the tools that reach other agents.
+var network = map[string]bool{"discover": true, "connect": true, "sync": true, "advertise": true, "join": true}
+
+// annotations are hints for the host about what a tool does.
+func annotations(name string) *mcp.ToolAnnotations {
+	destructive := name == "trust_remove"
+	openWorld := network[name]
+	return &mcp.ToolAnnotations{
+		ReadOnlyHint:    readOnly[name],
+		DestructiveHint: &destructive,
+		OpenWorldHint:   &openWorld,
+		IdempotentHint:  readOnly[name] || name == "trust_add" || name == "trust_remove",
 	}
 }

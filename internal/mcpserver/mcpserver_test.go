@@ -189,6 +189,9 @@ func TestInitializeAndToolsList(t *testing.T) {
 		if tool.OutputSchema == nil {
 			t.Errorf("%s has no output schema", tool.Name)
 		}
+		if a := tool.Annotations; a == nil || a.ReadOnlyHint != slices.Contains([]string{"recall", "show", "whoami", "trust_list", "status", "discover"}, tool.Name) {
+			t.Errorf("%s annotations %+v", tool.Name, a)
+		}
 	}
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
