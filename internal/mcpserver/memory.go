@@ -59,13 +59,13 @@ type rememberIn struct {
 	Tags       []string `json:"tags,omitempty" jsonschema:"tags to find it by; the first is also its subject (observation), topic (learning) or identity (relationship)"`
 	Confidence *float64 `json:"confidence,omitempty" jsonschema:"confidence between 0 and 1 (observations default to 0.5)"`
 	To         []string `json:"to,omitempty" jsonschema:"other agents who may read it: 64-hex key, onion address or peer ID"`
-	Public     bool     `json:"public,omitempty" jsonschema:"store in clear, readable by every peer it reaches (default: encrypted to you and to)"`
+	Public     bool     `json:"public,omitempty" jsonschema:"store in clear, readable by every peer it reaches (default: encrypted to you and the to recipients)"`
 }
 
 type postIn struct {
 	Text   string   `json:"text" jsonschema:"the message"`
 	To     []string `json:"to,omitempty" jsonschema:"other agents who may read it: 64-hex key, onion address or peer ID"`
-	Public bool     `json:"public,omitempty" jsonschema:"store in clear, readable by every peer it reaches (default: encrypted to you and to)"`
+	Public bool     `json:"public,omitempty" jsonschema:"store in clear, readable by every peer it reaches (default: encrypted to you and the to recipients)"`
 }
 
 type recallIn struct {
