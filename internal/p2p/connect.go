@@ -24,9 +24,9 @@ import (
 // when the peer is already connected or has other addresses in the
 // peerstore: a caller that asked for an IP address on a tor-only host must
 // not be told it got one. Without addresses in pi, the peerstore's are used.
-// In hybrid mode onion addresses are tried first, retrying transient onion
-// failures for up to HybridTimeout, then direct ones, with a warning in the
-// log.
+// In hybrid mode onion addresses are tried first for HybridTimeout
+// (retrying transient failures; see connectHybrid for the local failures
+// that end it early), then direct ones, with a warning in the log.
 //
 // Dial failures come back wrapped: errors.Is/As reach the onion dialer's
 // typed errors (e.g. socks.ErrOnionServiceUnreachable) and the swarm's
