@@ -14,6 +14,7 @@ import (
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	dhtpb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	dhtrecords "github.com/libp2p/go-libp2p-kad-dht/records"
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -40,8 +41,10 @@ const (
 	// when a publish failed has some now, to publish without waiting out
 	// the backoff.
 	peerPoll = 250 * time.Millisecond
-	// maxSeen is how many keys' highest sequence numbers are remembered
-	// before expired entries are pruned.
+	// maxSeen is how many keys' highest sequence numbers are remembered.
+	// When full, expired entries go first, then those expiring soonest:
+	// forgetting a key only lets a replay of its older record through
+	// once, while an unbounded map is memory any provider flood can fill.
 	maxSeen = 4096
 )
 
@@ -81,8 +84,12 @@ type Options struct {
 	// RoutingTableLatencyTolerance is the round-trip time above which a peer
 	// is not added to the routing table (kad-dht default 10 s).
 	RoutingTableLatencyTolerance time.Duration
+	// StoreLimits bound the advertisements and provider records this node
+	// stores for others (zero fields: DefaultMaxRecords etc.).
+	StoreLimits StoreLimits
 	// DHTOptions are appended after the options above, for other kad-dht
-	// knobs. They must not replace the validator or protocol prefix.
+	// knobs. They must not replace the validator, protocol prefix,
+	// datastore or provider manager options.
 	DHTOptions []dht.Option
 	// Clock returns the current time for signing and verifying; nil means
 	// time.Now. Republish timing always uses real time.
@@ -142,7 +149,9 @@ type Discovery struct {
 	opts Options
 	dht  *dht.IpfsDHT
 	pm   *dhtpb.ProtocolMessenger
-	log  *slog.Logger
+	// store is the DHT's datastore, bounded (see boundedStore).
+	store *boundedStore
+	log   *slog.Logger
 	// wake tells Run that the advertised set or the schedule changed.
 	wake chan struct{}
 	// closed ends with Close, and with it every operation in flight.
@@ -189,8 +198,17 @@ func New(h host.Host, id *identity.Identity, opts Options) (*Discovery, error) {
 	if h.ID() != id.PeerID() {
 		return nil, fmt.Errorf("%w: host %s, identity %s", ErrIdentityMismatch, h.ID(), id.PeerID())
 	}
+	store, err := newBoundedStore(h.ID(), opts.StoreLimits)
+	if err != nil {
+		return nil, err
+	}
 	dopts := []dht.Option{
 		dht.Mode(dht.ModeServer),
+		// Records and provider records from any number of fresh keys are
+		// valid; the bounded store caps how many are kept, and without the
+		// provider cache every provider set lives in that store only.
+		dht.Datastore(store),
+		dht.ProviderManagerOpts(dhtrecords.Cache(noCache{})),
 		dht.ProtocolPrefix(ProtocolPrefix),
 		// Validator replaces kad-dht's defaults: no "ipns" (unused) and no
 		// "pk" (Ed25519 peer IDs inline their key, so it is never fetched).
@@ -216,11 +234,15 @@ func New(h host.Host, id *identity.Identity, opts Options) (*Discovery, error) {
 	}
 	closed, markClose := context.WithCancel(context.Background())
 	return &Discovery{
-		h: h, id: id, opts: opts, dht: kad, pm: pm, log: opts.Logger,
+		h: h, id: id, opts: opts, dht: kad, pm: pm, store: store, log: opts.Logger,
 		wake: make(chan struct{}, 1), closed: closed, markClose: markClose,
 		seen: map[string]seenAd{},
 	}, nil
 }
+
+// StoreStats counts the advertisements and provider records this node
+// stores for the DHT.
+func (d *Discovery) StoreStats() StoreStats { return d.store.Stats() }
 
 // DHT exposes the underlying kad-dht, for the agent's status page and tests.
 func (d *Discovery) DHT() *dht.IpfsDHT { return d.dht }
@@ -616,15 +638,39 @@ func (d *Discovery) verify(key string, val []byte) (Advertisement, error) {
 			return ad, nil
 		}
 	}
-	if len(d.seen) >= maxSeen {
-		for k, s := range d.seen {
-			if !now.Before(s.expires) {
-				delete(d.seen, k)
-			}
-		}
+	if _, ok := d.seen[key]; !ok && len(d.seen) >= maxSeen {
+		d.pruneSeen(now)
 	}
 	d.seen[key] = seenAd{seq: ad.Seq, expires: ad.Expires}
 	return ad, nil
+}
+
+// pruneSeen makes room in the full seen map: it drops expired entries and,
+// if that frees less than a quarter, the entries expiring soonest down to
+// three quarters, so a flood of valid advertisements costs one sort per
+// maxSeen/4 new keys rather than a scan per key. d.mu is held.
+func (d *Discovery) pruneSeen(now time.Time) {
+	for k, s := range d.seen {
+		if !now.Before(s.expires) {
+			delete(d.seen, k)
+		}
+	}
+	keep := maxSeen * 3 / 4
+	if len(d.seen) <= keep {
+		return
+	}
+	type kv struct {
+		key     string
+		expires time.Time
+	}
+	all := make([]kv, 0, len(d.seen))
+	for k, s := range d.seen {
+		all = append(all, kv{k, s.expires})
+	}
+	slices.SortFunc(all, func(a, b kv) int { return a.expires.Compare(b.expires) })
+	for _, e := range all[:len(all)-keep] {
+		delete(d.seen, e.key)
+	}
 }
 
 // DiscoverResult is the outcome of Discover.

@@ -24,9 +24,9 @@ import (
 // when the peer is already connected or has other addresses in the
 // peerstore: a caller that asked for an IP address on a tor-only host must
 // not be told it got one. Without addresses in pi, the peerstore's are used.
-// In hybrid mode onion addresses are tried first, retrying transient onion
-// failures for up to HybridTimeout, then direct ones, with a warning in the
-// log.
+// In hybrid mode onion addresses are tried first for HybridTimeout
+// (retrying transient failures; see connectHybrid for the local failures
+// that end it early), then direct ones, with a warning in the log.
 //
 // Dial failures come back wrapped: errors.Is/As reach the onion dialer's
 // typed errors (e.g. socks.ErrOnionServiceUnreachable) and the swarm's
@@ -80,19 +80,20 @@ var hybridRetryBase = 500 * time.Millisecond
 // narrows the peer to that phase's class, because the swarm dials every
 // address in the peerstore at once, not just the ones passed in.
 //
-// The onion phase lasts up to hybridTimeout: a retryable onion failure
-// (socks.RetryAfter > 0: descriptor not found yet, introduction or
-// rendezvous failed) is retried within it, because whoever chose hybrid
-// chose the onion first and the direct fallback reveals this agent's IP.
-// A failure no retry can fix (bad address, client authorization) falls
-// back at once; tor hanging up mid-dial is retried like the others.
+// The direct fallback shows the peer this agent's IP, so the onion phase
+// ends early only on a failure the peer cannot have chosen (localFailure:
+// our tor is not running or not a SOCKS proxy, or rejects an address that
+// passed our own checks). Anything else — descriptor missing, introduction
+// or rendezvous failing, client authorization required (a setting of the
+// peer's onion service), the peer hanging up — ends the onion phase only
+// when hybridTimeout is up: retryable failures are retried within it, the
+// others wait it out. Otherwise a peer could answer every onion dial with
+// an instant error and learn our IP at once.
 func (hst *Host) connectHybrid(ctx context.Context, p peer.ID, onion, direct []ma.Multiaddr, hasOnion, hasDirect bool) error {
 	if hst.connected(p) {
 		return nil
 	}
-	mu, _ := hst.connecting.LoadOrStore(p, new(sync.Mutex))
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	defer hst.connecting.lock(p)()
 	defer hst.gater.setPhase(p, "")
 
 	var onionErr error
@@ -114,21 +115,71 @@ func (hst *Host) connectHybrid(ctx context.Context, p peer.ID, onion, direct []m
 	return hst.connect(ctx, peer.AddrInfo{ID: p, Addrs: direct})
 }
 
+// peerLocks is one mutex per peer, held only while someone holds or waits
+// for it: an entry is removed when its last user unlocks, so the map is as
+// large as the number of connects in flight, not the number of peers ever
+// dialed (which the DHT alone makes unbounded).
+type peerLocks struct {
+	mu sync.Mutex
+	m  map[peer.ID]*peerLock
+}
+
+type peerLock struct {
+	sync.Mutex
+	users int // holders and waiters; guarded by peerLocks.mu
+}
+
+// lock locks p's mutex and returns its unlock.
+func (l *peerLocks) lock(p peer.ID) (unlock func()) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[peer.ID]*peerLock{}
+	}
+	pl := l.m[p]
+	if pl == nil {
+		pl = &peerLock{}
+		l.m[p] = pl
+	}
+	pl.users++
+	l.mu.Unlock()
+	pl.Lock()
+	return func() {
+		pl.Unlock()
+		l.mu.Lock()
+		if pl.users--; pl.users == 0 {
+			delete(l.m, p)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// len is how many peers have a connect in flight.
+func (l *peerLocks) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
+}
+
 // connectOnionPhase dials p's onion addresses until one connects, the
-// error is not worth retrying, or octx (the hybrid timeout) leaves no room
-// for another attempt.
+// failure is on this agent's side, or octx (the hybrid timeout) ends.
 func (hst *Host) connectOnionPhase(octx context.Context, p peer.ID, onion []ma.Multiaddr) error {
 	for attempt := 0; ; attempt++ {
 		err := hst.connect(octx, peer.AddrInfo{ID: p, Addrs: onion})
 		if err == nil {
 			return nil
 		}
-		hint := socks.RetryAfter(err)
-		if hint <= 0 || octx.Err() != nil {
+		if localFailure(err) || octx.Err() != nil {
 			return err
 		}
+		hint := socks.RetryAfter(err)
 		wait := min(hint, hybridRetryBase<<min(attempt, 8))
-		if dl, ok := octx.Deadline(); ok && time.Until(dl) <= wait {
+		if dl, ok := octx.Deadline(); hint <= 0 || (ok && time.Until(dl) <= wait) {
+			// No retry can help (or none fits): still no direct dial
+			// before hybrid_timeout, or the peer would choose when it
+			// sees our IP.
+			hst.log.Info("p2p: hybrid: onion dial failed; waiting out hybrid_timeout before any direct dial",
+				"peer", p.String(), "err", err.Error())
+			<-octx.Done()
 			return err
 		}
 		hst.log.Info("p2p: hybrid: onion not reachable yet, retrying before any direct dial",
@@ -144,6 +195,40 @@ func (hst *Host) connectOnionPhase(octx context.Context, p peer.ID, onion []ma.M
 			sw.Backoff().Clear(p)
 		}
 	}
+}
+
+// localFailure reports whether every onion dial in err failed for a reason
+// on this agent's side, which the peer cannot provoke: our tor not
+// listening or not speaking SOCKS, no onion dialer, or an address refused
+// by tor (0xF6) or the SOCKS client although the onion transport had
+// already checked its checksum and that it is the peer's own key.
+// A peer's onion service cannot make tor answer any of these for its
+// well-formed address; client authorization (0xF4/0xF5), unreachable
+// services and broken handshakes are the peer's to choose, so they are not
+// local.
+func localFailure(err error) bool {
+	local := func(e error) bool {
+		switch {
+		case errors.Is(e, socks.ErrBadAddress), errors.Is(e, socks.ErrSocksProxy),
+			errors.Is(e, oniontransport.ErrNoDialer):
+			return true
+		case errors.Is(e, socks.ErrDaemonNotRunning):
+			// Nothing listening is local; tor hanging up mid-dial is
+			// retryable and treated like other transient failures.
+			return socks.RetryAfter(e) == 0
+		}
+		return false
+	}
+	var de *swarm.DialError
+	if !errors.As(err, &de) || len(de.DialErrors) == 0 {
+		return local(err)
+	}
+	for _, te := range de.DialErrors {
+		if !local(te.Cause) {
+			return false
+		}
+	}
+	return true
 }
 
 // connect runs the libp2p connect and classifies its error.

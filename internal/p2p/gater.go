@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"log/slog"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ type Dial struct {
 type gater struct {
 	global   Mode
 	peerMode func(peer.ID) Mode // the override, "" for none
+	log      *slog.Logger       // never nil
 
 	// mu guards the fields below.
 	mu       sync.Mutex
@@ -47,7 +49,7 @@ var _ connmgr.ConnectionGater = (*gater)(nil)
 const maxRecordedDials = 4096
 
 func newGater(global Mode, peerMode func(peer.ID) Mode) *gater {
-	return &gater{global: global, peerMode: peerMode, maxDials: maxRecordedDials, phase: map[peer.ID]Mode{}}
+	return &gater{global: global, peerMode: peerMode, log: slog.New(slog.DiscardHandler), maxDials: maxRecordedDials, phase: map[peer.ID]Mode{}}
 }
 
 // baseMode is p's effective mode (global mode and p's override).
@@ -132,8 +134,18 @@ func (g *gater) InterceptPeerDial(p peer.ID) bool {
 func (g *gater) InterceptAddrDial(p peer.ID, a ma.Multiaddr) bool {
 	m, err := g.modeFor(p)
 	ok := err == nil && Allowed(m, a)
-	if ok && m == ModeHybrid && Classify(a) == ClassDirect && g.hasOnion(p) {
-		ok = false
+	if ok && m == ModeHybrid && Classify(a) == ClassDirect {
+		if g.hasOnion(p) {
+			ok = false
+		} else {
+			// A dial the swarm makes on its own (the DHT opening a
+			// stream) to a peer with only direct addresses: it shows
+			// the peer our IP as much as Host.Connect's fallback, which
+			// warns; so must this. (Host.Connect's direct phase narrows
+			// m to ModeDirect and has warned already.)
+			g.log.Warn("p2p: hybrid: dialing directly, the peer has no onion address; the peer now sees this agent's IP address",
+				"peer", p.String(), "addr", a.String())
+		}
 	}
 	g.record(Dial{Peer: p, Addr: a, Allowed: ok, Time: time.Now()})
 	return ok

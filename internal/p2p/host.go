@@ -108,7 +108,7 @@ type Host struct {
 	rm            network.ResourceManager
 	log           *slog.Logger
 	hybridTimeout time.Duration
-	connecting    sync.Map // peer.ID → *sync.Mutex, serializing hybrid phases
+	connecting    peerLocks // serializes hybrid phases per peer
 
 	// mu guards peerModes.
 	mu        sync.RWMutex
@@ -149,6 +149,7 @@ func New(ctx context.Context, cfg Config) (*Host, error) {
 		hst.peerModes[p] = m
 	}
 	hst.gater = newGater(cfg.Mode, hst.PeerMode)
+	hst.gater.log = hst.log
 	rm, err := newResourceManager(cfg.Limits.withDefaults())
 	if err != nil {
 		return nil, err

@@ -24,8 +24,9 @@ const (
 	// override cannot loosen it (see EffectiveMode).
 	ModeTor Mode = "tor"
 	// ModeHybrid dials a peer's onion addresses first and falls back to
-	// direct TCP after Config.HybridTimeout, logging that the peer now sees
-	// this agent's IP.
+	// direct TCP after Config.HybridTimeout (sooner only on a failure on
+	// this agent's side, or for a peer with no onion address), logging
+	// that the peer now sees this agent's IP.
 	ModeHybrid Mode = "hybrid"
 )
 

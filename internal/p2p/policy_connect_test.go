@@ -3,16 +3,20 @@ package p2p
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/mmogit/mmogit/internal/oniontransport"
+	"github.com/mmogit/mmogit/internal/socks"
 )
 
 // TestConnectRefusedAddrs: a tor-only host asked to connect to an IP or
@@ -95,20 +99,26 @@ func (f dialFunc) DialContext(ctx context.Context, network, addr string) (net.Co
 // TestHybridRetriesOnion: "descriptor not found" (F0) right after a peer
 // publishes usually clears within a second. Hybrid must retry it within
 // hybrid_timeout and connect over the onion, not fall back to direct (which
-// shows the peer our IP) on the first quick error. An error no retry can
-// fix falls back at once, with the warning.
+// shows the peer our IP) on the first quick error. Errors the peer can
+// choose (client authorization is its onion service's setting; a service
+// that never becomes reachable) fall back only once hybrid_timeout is up;
+// only a failure on our side (tor refusing an address our checks passed)
+// falls back at once. Every fallback logs the warning.
 func TestHybridRetriesOnion(t *testing.T) {
-	const hybridTimeout = 10 * time.Second
 	tests := []struct {
 		name      string
 		code      byte
 		flipAfter int32
+		timeout   time.Duration
 		wantClass AddrClass
-		wantDials int // F4/F6 fall back at once: one onion dial, no retries
+		wantDials int  // onion dials; -1: any
+		wantWait  bool // direct only after timeout
 	}{
-		{"F0 twice then reachable", 0xF0, 2, ClassOnion, 3},
-		{"F4 client auth missing", 0xF4, 1000, ClassDirect, 1},
-		{"F6 bad address", 0xF6, 1000, ClassDirect, 1},
+		{"F0 twice then reachable", 0xF0, 2, 10 * time.Second, ClassOnion, 3, false},
+		{"F0 until the timeout", 0xF0, 1000, 2 * time.Second, ClassDirect, -1, true},
+		{"F4 client auth missing", 0xF4, 1000, 2 * time.Second, ClassDirect, 1, true},
+		{"F5 client auth wrong", 0xF5, 1000, 2 * time.Second, ClassDirect, 1, true},
+		{"F6 bad address", 0xF6, 1000, 10 * time.Second, ClassDirect, 1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,11 +132,13 @@ func TestHybridRetriesOnion(t *testing.T) {
 			e.srv.Reply(bOnion, tt.code)
 			logger, buf := captureLog()
 			a := newHost(t, Config{Identity: testIdentity("a"), Mode: ModeHybrid, OnionDialer: flip.factory(),
-				ListenTCP: []string{"/ip4/127.0.0.1/tcp/0"}, HybridTimeout: hybridTimeout, Logger: logger})
+				ListenTCP: []string{"/ip4/127.0.0.1/tcp/0"}, HybridTimeout: tt.timeout, Logger: logger})
 
+			start := time.Now()
 			if err := a.Connect(ctx, info(b)); err != nil {
 				t.Fatalf("connect: %v", err)
 			}
+			took := time.Since(start)
 			conns := a.Host().Network().ConnsToPeer(b.ID())
 			if len(conns) == 0 {
 				t.Fatal("no connection")
@@ -136,14 +148,104 @@ func TestHybridRetriesOnion(t *testing.T) {
 					t.Errorf("connection over %s, want class %d", c.RemoteMultiaddr(), tt.wantClass)
 				}
 			}
-			if got := int(flip.dials.Load()); got != tt.wantDials {
+			if got := int(flip.dials.Load()); tt.wantDials >= 0 && got != tt.wantDials {
 				t.Errorf("%d onion dials, want %d", got, tt.wantDials)
+			}
+			switch {
+			case tt.wantWait && took < tt.timeout:
+				t.Errorf("fell back to direct after %s, before hybrid_timeout %s", took, tt.timeout)
+			case !tt.wantWait && took >= tt.timeout/2:
+				t.Errorf("took %s: want no wait for hybrid_timeout %s", took, tt.timeout)
 			}
 			warned := strings.Contains(buf.String(), "now sees this agent's IP address")
 			if warned != (tt.wantClass == ClassDirect) {
 				t.Errorf("fallback warning logged = %v, want %v:\n%s", warned, tt.wantClass == ClassDirect, buf.String())
 			}
 		})
+	}
+}
+
+// TestLocalFailure: only failures on this agent's side count as local,
+// whether bare or inside the swarm's DialError.
+func TestLocalFailure(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"bad address", &socks.Error{Kind: socks.ErrBadAddress}, true},
+		{"not a socks proxy", &socks.Error{Kind: socks.ErrSocksProxy}, true},
+		{"tor not running", &socks.Error{Kind: socks.ErrDaemonNotRunning}, true},
+		{"no onion dialer", oniontransport.ErrNoDialer, true},
+		{"client auth", &socks.Error{Kind: socks.ErrOnionAuth}, false},
+		{"unreachable", &socks.Error{Kind: socks.ErrOnionServiceUnreachable}, false},
+		{"handshake", errors.New("noise: peer id mismatch"), false},
+		{"dial error, all local", &swarm.DialError{DialErrors: []swarm.TransportError{
+			{Cause: &socks.Error{Kind: socks.ErrBadAddress}}, {Cause: &socks.Error{Kind: socks.ErrSocksProxy}}}}, true},
+		{"dial error, one peer-chosen", &swarm.DialError{DialErrors: []swarm.TransportError{
+			{Cause: &socks.Error{Kind: socks.ErrBadAddress}}, {Cause: &socks.Error{Kind: socks.ErrOnionAuth}}}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := localFailure(fmt.Errorf("p2p: connect: %w", tt.err)); got != tt.want {
+				t.Errorf("localFailure(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestConnectingPruned: the per-peer lock that serializes hybrid connects
+// is dropped when the connect ends; the DHT dials ever new peers, so
+// keeping one per peer ever dialed grows without bound.
+func TestConnectingPruned(t *testing.T) {
+	ctx := testCtx(t)
+	// A port nobody listens on: each connect fails at once.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", l.Addr().(*net.TCPAddr).Port))
+	l.Close()
+	e := newEnv(t)
+	a := newHost(t, Config{Identity: testIdentity("a"), Mode: ModeHybrid, OnionDialer: e.dialer(),
+		ListenTCP: []string{"/ip4/127.0.0.1/tcp/0"}, HybridTimeout: time.Second})
+	const n = 50
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A direct-only peer that is not there: the connect fails.
+			p := testIdentity(fmt.Sprint("gone", i)).PeerID()
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_ = a.Connect(cctx, peer.AddrInfo{ID: p, Addrs: []ma.Multiaddr{gone}})
+		}()
+	}
+	wg.Wait()
+	if got := a.connecting.len(); got != 0 {
+		t.Errorf("%d per-peer connect locks left after %d connects ended", got, n)
+	}
+}
+
+// TestImplicitDirectDialWarns: in hybrid mode a dial the swarm makes on
+// its own (the DHT opening a stream) to a peer with only direct addresses
+// shows it our IP just as Connect's fallback does, and must warn the same.
+func TestImplicitDirectDialWarns(t *testing.T) {
+	ctx := testCtx(t)
+	e := newEnv(t)
+	b := directHost(t, "b")
+	logger, buf := captureLog()
+	a := newHost(t, Config{Identity: testIdentity("a"), Mode: ModeHybrid, OnionDialer: e.dialer(),
+		ListenTCP: []string{"/ip4/127.0.0.1/tcp/0"}, HybridTimeout: time.Second, Logger: logger})
+	a.Host().Peerstore().AddAddrs(b.ID(), b.Addrs(), time.Hour)
+	s, err := a.Host().NewStream(ctx, b.ID(), "/ipfs/ping/1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Reset()
+	if !strings.Contains(buf.String(), "now sees this agent's IP address") {
+		t.Errorf("implicit direct dial without the IP warning:\n%s", buf.String())
 	}
 }
 
