@@ -89,6 +89,7 @@ func (t *torSupervisor) launchTor(ctx context.Context) (*tor.Daemon, string, err
 		UseBridges:       c.UseBridges,
 		Bridges:          c.Bridges,
 		Obfs4Proxy:       c.Obfs4Proxy,
+		SnowflakeClient:  c.SnowflakeClient,
 		BootstrapTimeout: c.BootstrapTimeout.D(),
 		Progress:         t.progress,
 	})
