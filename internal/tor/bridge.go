@@ -26,10 +26,11 @@ var Obfs4Names = []string{"lyrebird", "obfs4proxy"}
 // snowflake-client).
 const SnowflakeClientName = "snowflake-client"
 
-// Errors for a missing transport binary; their messages say how to get one.
+// Errors for a missing transport binary, wrapped with what was looked for
+// and how to install it.
 var (
-	ErrObfs4ProxyNotFound      = errors.New("tor: obfs4 bridges need lyrebird or obfs4proxy, and neither is on PATH (install one: apt-get install -y lyrebird, or apt-get install -y obfs4proxy where Debian has no lyrebird; or set tor.obfs4proxy to its path)")
-	ErrSnowflakeClientNotFound = errors.New("tor: snowflake bridges need snowflake-client, which is not on PATH (install it: apt-get install -y snowflake-client; or set tor.snowflake_client to its path)")
+	ErrObfs4ProxyNotFound      = errors.New("tor: obfs4 transport not found")
+	ErrSnowflakeClientNotFound = errors.New("tor: snowflake transport not found")
 )
 
 // Bridge is one parsed bridge line.
@@ -191,7 +192,9 @@ func FindObfs4(configured string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", ErrObfs4ProxyNotFound
+	return "", fmt.Errorf("%w: obfs4 bridges need lyrebird or obfs4proxy (its old name), and neither is on PATH; "+
+		"install one (apt-get install -y lyrebird, or apt-get install -y obfs4proxy on a Debian without lyrebird) or set tor.obfs4proxy to its path",
+		ErrObfs4ProxyNotFound)
 }
 
 // FindSnowflakeClient resolves the snowflake transport binary: configured
@@ -207,7 +210,8 @@ func FindSnowflakeClient(configured string) (string, error) {
 		if configured != "" {
 			return "", fmt.Errorf("%w: tor.snowflake_client %q: %w", ErrSnowflakeClientNotFound, configured, err)
 		}
-		return "", ErrSnowflakeClientNotFound
+		return "", fmt.Errorf("%w: snowflake bridges need snowflake-client, which is not on PATH; "+
+			"install it (apt-get install -y snowflake-client) or set tor.snowflake_client to its path", ErrSnowflakeClientNotFound)
 	}
 	return p, nil
 }

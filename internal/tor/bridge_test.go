@@ -1,12 +1,15 @@
 package tor
 
 import (
+	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 const (
@@ -165,6 +168,7 @@ func TestFindTransports(t *testing.T) {
 				if !errors.Is(err, ErrObfs4ProxyNotFound) {
 					t.Fatalf("FindObfs4 = %q, %v; want ErrObfs4ProxyNotFound", p, err)
 				}
+				t.Log(err)
 				for _, w := range tc.wantErr {
 					if !strings.Contains(err.Error(), w) {
 						t.Errorf("error %q does not mention %q", err, w)
@@ -203,5 +207,54 @@ func TestFindTransports(t *testing.T) {
 	}
 	if !slices.Contains(Obfs4Names, "lyrebird") || Obfs4Names[0] != "lyrebird" {
 		t.Errorf("Obfs4Names = %v, want lyrebird first", Obfs4Names)
+	}
+}
+
+// TestTorAcceptsBridgeTorrc starts a real tor, network disabled, with an
+// obfs4 and a snowflake bridge and the transports found on PATH: tor's own
+// parser must accept the lines buildTorrc writes, and hold them as given.
+// Nothing leaves the machine, so the snowflake broker is never contacted
+// (a snowflake bridge cannot be exercised offline).
+func TestTorAcceptsBridgeTorrc(t *testing.T) {
+	for _, bin := range []string{"tor", SnowflakeClientName} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s not installed", bin)
+		}
+	}
+	if _, err := FindObfs4(""); err != nil {
+		t.Skip(err)
+	}
+	ctx := testCtx(t, 30*time.Second)
+	d, err := Start(ctx, Config{
+		DataDir: filepath.Join(t.TempDir(), "tor"), DisableNetwork: true,
+		UseBridges: true, Bridges: []string{obfs4Line, snowflakeLine},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Stop(context.Background()) })
+	conf, err := d.ControlConn().GetConf(ctx, "UseBridges", "Bridge", "ClientTransportPlugin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("tor's configuration: %q", conf)
+	if v := conf["UseBridges"]; len(v) != 1 || v[0] != "1" {
+		t.Errorf("UseBridges = %q", v)
+	}
+	if v := conf["Bridge"]; !slices.Equal(v, []string{obfs4Line, snowflakeLine}) {
+		t.Errorf("Bridge = %q, want the two lines", v)
+	}
+	plugins := strings.Join(conf["ClientTransportPlugin"], "\n")
+	for _, want := range []string{"obfs4 exec /", "snowflake exec /"} {
+		if !strings.Contains(plugins, want) {
+			t.Errorf("ClientTransportPlugin %q lacks %q", plugins, want)
+		}
+	}
+	if !strings.Contains(plugins, "/"+SnowflakeClientName) {
+		t.Errorf("ClientTransportPlugin %q does not run %s", plugins, SnowflakeClientName)
+	}
+	// With the network disabled tor starts no transport at all.
+	if procs := processTree(d.Pid()); len(procs) > 1 {
+		t.Errorf("tor with DisableNetwork runs %v", procs)
 	}
 }
