@@ -79,6 +79,9 @@ func TestAgentThroughBridge(t *testing.T) {
 		if i < 0 {
 			t.Fatalf("agent with a wrong bridge cert failed for another reason: %v", err)
 		}
+		if !strings.Contains(tail[i:], "cert=") {
+			t.Errorf("the agent's error does not point at the bridge line: %s", firstLine(tail[i:]))
+		}
 		t.Logf("wrong cert: agent exited after %v: %s", time.Since(start).Round(time.Second), firstLine(tail[i:]))
 		t.Logf("its tor log:\n%s", a.TorTail(8))
 	})
