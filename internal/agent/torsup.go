@@ -121,7 +121,7 @@ func lastTorWarning(path string) string {
 	}
 	lines := strings.Split(string(b), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.Contains(lines[i], "running Tor as root") { // explains nothing
+		if strings.Contains(lines[i], "running Tor as root") { // logged at every start as root; explains nothing
 			continue
 		}
 		if strings.Contains(lines[i], "[warn]") || strings.Contains(lines[i], "[err]") {

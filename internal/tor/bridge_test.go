@@ -258,3 +258,18 @@ func TestTorAcceptsBridgeTorrc(t *testing.T) {
 		t.Errorf("tor with DisableNetwork runs %v", procs)
 	}
 }
+
+// TestLastLogLineSkipsRoot: tor's warning about running as root is not
+// what a bootstrap failure is reported with.
+func TestLastLogLineSkipsRoot(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "tor.log")
+	log := "Dec 05 13:20:19.000 [warn] Problem bootstrapping. Stuck at 2%\n" +
+		"Dec 05 13:20:20.000 [warn] You are running Tor as root. You don't need to, and you probably shouldn't.\n" +
+		"Dec 05 13:20:21.000 [notice] Bootstrapped 2% (conn_done_pt): Connected to pluggable transport\n"
+	if err := os.WriteFile(p, []byte(log), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastLogLine(p, "[warn]", "[err]"); got != "Dec 05 13:20:19.000 [warn] Problem bootstrapping. Stuck at 2%" {
+		t.Errorf("lastLogLine = %q", got)
+	}
+}
