@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what mmogit needs on a fresh Debian machine that has Go:
-# tor (>= 0.4.8), obfs4proxy (bridge tests), git, strace (the anonymity
+# tor (>= 0.4.8), the obfs4 transport (lyrebird, or obfs4proxy on a Debian
+# without it; bridge tests), git, strace (the anonymity
 # trace test), python3 (advertisement vector cross-check), gcc (cgo for the
 # race detector in the e2e tests), age (memory encryption interop tests),
 # and the Go modules.
@@ -8,7 +9,11 @@ set -euo pipefail
 need=()
 command -v tor >/dev/null 2>&1 || need+=(tor)
 command -v tor-gencert >/dev/null 2>&1 || need+=(tor)
-command -v obfs4proxy >/dev/null 2>&1 || need+=(obfs4proxy)
+# The obfs4 transport is lyrebird since Debian trixie; obfs4proxy is its
+# old name (bookworm has only that). Which one this Debian has is decided
+# after apt-get update below.
+need_obfs4=0
+command -v lyrebird >/dev/null 2>&1 || command -v obfs4proxy >/dev/null 2>&1 || need_obfs4=1
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 # python3 runs the independent cross-check of the advertisement vectors.
@@ -18,11 +23,18 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v age >/dev/null 2>&1 || need+=(age)
 # The e2e tests build the agent with -race, which needs cgo.
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
-if [ ${#need[@]} -gt 0 ]; then
+if [ ${#need[@]} -gt 0 ] || [ "$need_obfs4" = 1 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "installing: ${need[*]}" >&2
   $sudo apt-get update -qq
+  if [ "$need_obfs4" = 1 ]; then
+    if apt-cache policy lyrebird 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+      need+=(lyrebird)
+    else
+      need+=(obfs4proxy)
+    fi
+  fi
+  echo "installing: ${need[*]}" >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # mmogit needs tor >= 0.4.8. A Debian whose package lists are stale (or a

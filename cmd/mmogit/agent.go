@@ -97,7 +97,7 @@ func runAgent(ctx context.Context, a agentRunArgs) error {
 		}
 	}
 	if opts.Config.Tor.UseBridges && len(opts.Config.Tor.Bridges) == 0 {
-		return fmt.Errorf("bridges requested (--use-bridges or \"use_bridges\" in %s) but none are configured: add \"bridges\": [\"obfs4 IP:PORT FP cert=… iat-mode=0\"] under \"tor\" in %s, or with --testnet use a network started with `mmogit testnet up --bridge`",
+		return fmt.Errorf("bridges requested (--use-bridges or \"use_bridges\" in %s) but none are configured: add \"bridges\": [\"obfs4 IP:PORT FP cert=… iat-mode=0\"] (or \"snowflake IP:PORT FP fingerprint=FP url=… fronts=… ice=…\") under \"tor\" in %s, or with --testnet use a network started with `mmogit testnet up --bridge`",
 			filepath.Join(g.configDir, config.FileName), filepath.Join(g.configDir, config.FileName))
 	}
 	ag, err := agent.New(opts)

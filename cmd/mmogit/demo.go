@@ -76,7 +76,7 @@ over onion services only: every agent ends up holding every memory, and can
 read the public ones and its own private one. The stranger, which found
 agent1 by discovery and syncs with it by name, receives only agent1's public
 post; what it offers agent1 is refused. Prints a table, then tears
-everything down. Needs tor and obfs4proxy installed (` + "`make demo`" + ` installs them).`,
+everything down. Needs tor and lyrebird (or obfs4proxy) installed (` + "`make demo`" + ` installs them).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)

@@ -64,8 +64,17 @@ func (t *torSupervisor) launch(ctx context.Context) (*tor.Daemon, error) {
 			be.Warning = lastTorWarning(logPath)
 		}
 	}
+	if c := t.a.opts.Config.Tor; be != nil && c.Attach == nil && c.UseBridges && be.Last.Progress < bridgeHandshakeDone {
+		// A wrong obfs4 cert= or an unreachable bridge leaves tor at
+		// "Connected to pluggable transport" without a word in its log.
+		err = fmt.Errorf("%w (no handshake with any bridge completed: check each line of tor.bridges, its cert= for obfs4, and that the bridge is reachable)", err)
+	}
 	return d, err
 }
+
+// bridgeHandshakeDone is tor's bootstrap progress once it has finished a
+// handshake with a relay or bridge (handshake_done).
+const bridgeHandshakeDone = 15
 
 func (t *torSupervisor) launchTor(ctx context.Context) (*tor.Daemon, string, error) {
 	c := t.a.opts.Config.Tor
@@ -89,6 +98,7 @@ func (t *torSupervisor) launchTor(ctx context.Context) (*tor.Daemon, string, err
 		UseBridges:       c.UseBridges,
 		Bridges:          c.Bridges,
 		Obfs4Proxy:       c.Obfs4Proxy,
+		SnowflakeClient:  c.SnowflakeClient,
 		BootstrapTimeout: c.BootstrapTimeout.D(),
 		Progress:         t.progress,
 	})
@@ -111,6 +121,9 @@ func lastTorWarning(path string) string {
 	}
 	lines := strings.Split(string(b), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.Contains(lines[i], "running Tor as root") { // logged at every start as root; explains nothing
+			continue
+		}
 		if strings.Contains(lines[i], "[warn]") || strings.Contains(lines[i], "[err]") {
 			return strings.TrimSpace(lines[i])
 		}

@@ -28,6 +28,7 @@ func TestLastTorWarning(t *testing.T) {
 	log := `Dec 01 10:00:00.000 [notice] Bootstrapped 5% (conn): Connecting to a relay
 Dec 01 10:00:01.000 [warn] Problem bootstrapping. Stuck at 5% (conn): Connecting to a relay. (Connection refused; CONNECTREFUSED; count 3; recommendation warn; host AB at 127.0.0.1:1)
 Dec 01 10:00:02.000 [notice] Closing no-longer-configured Socks listener
+Dec 01 10:00:03.000 [warn] You are running Tor as root. You don't need to, and you probably shouldn't.
 `
 	if err := os.WriteFile(p, []byte(log), 0o600); err != nil {
 		t.Fatal(err)

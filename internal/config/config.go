@@ -24,6 +24,7 @@ import (
 
 	"github.com/mmogit/mmogit/internal/onion"
 	"github.com/mmogit/mmogit/internal/platform"
+	"github.com/mmogit/mmogit/internal/tor"
 )
 
 // FileName is the config file inside the config directory.
@@ -89,11 +90,15 @@ type TorSettings struct {
 	Binary string `json:"binary,omitempty"`
 	// OnionPort is the virtual port of the agent's onion service.
 	OnionPort int `json:"onion_port"`
-	// UseBridges and Bridges ("obfs4 IP:PORT FP cert=… iat-mode=0") for
-	// censored networks; Obfs4Proxy is the pluggable transport binary.
-	UseBridges bool     `json:"use_bridges,omitempty"`
-	Bridges    []string `json:"bridges,omitempty"`
-	Obfs4Proxy string   `json:"obfs4proxy,omitempty"`
+	// UseBridges and Bridges for censored networks: "obfs4 IP:PORT FP
+	// cert=… iat-mode=0" or "snowflake IP:PORT FP fingerprint=FP url=…
+	// [fronts=…] [ice=…]" lines (see tor.ParseBridge). Obfs4Proxy is the
+	// obfs4 transport binary ("" = lyrebird, else obfs4proxy, from PATH);
+	// SnowflakeClient the snowflake one ("" = snowflake-client from PATH).
+	UseBridges      bool     `json:"use_bridges,omitempty"`
+	Bridges         []string `json:"bridges,omitempty"`
+	Obfs4Proxy      string   `json:"obfs4proxy,omitempty"`
+	SnowflakeClient string   `json:"snowflake_client,omitempty"`
 	// BootstrapTimeout fails start-up when tor makes no progress for this long.
 	BootstrapTimeout Duration `json:"bootstrap_timeout"`
 	// PoW enables onion-service proof-of-work DoS defences when tor has them.
@@ -232,6 +237,9 @@ func (c *Config) Validate() error {
 	if strings.ContainsAny(t.Obfs4Proxy, "\r\n\x00") {
 		return fieldErr("tor.obfs4proxy", "%q contains a newline", t.Obfs4Proxy)
 	}
+	if strings.ContainsAny(t.SnowflakeClient, "\r\n\x00") {
+		return fieldErr("tor.snowflake_client", "%q contains a newline", t.SnowflakeClient)
+	}
 	for _, f := range []struct {
 		name string
 		list []string
@@ -244,6 +252,11 @@ func (c *Config) Validate() error {
 			if strings.TrimSpace(l) == "" {
 				return fieldErr(fmt.Sprintf("%s[%d]", name, i), "empty line")
 			}
+		}
+	}
+	for i, l := range t.Bridges {
+		if _, err := tor.ParseBridge(l); err != nil {
+			return &FieldError{Field: fmt.Sprintf("tor.bridges[%d]", i), Err: err}
 		}
 	}
 	for i, k := range t.AuthorizedClients {

@@ -58,6 +58,13 @@ func TestLoadErrors(t *testing.T) {
 		{"newline in bridge", `{"tor":{"onion_port":1,"bridges":["obfs4 1.2.3.4:5\nControlPort 1"]}}`, `field "tor.bridges[0]"`},
 		{"newline in extra torrc", `{"tor":{"extra_torrc":["Log notice stdout","a\rb"]}}`, `field "tor.extra_torrc[1]"`},
 		{"newline in obfs4proxy", `{"tor":{"obfs4proxy":"/x\nControlPort 1"}}`, `field "tor.obfs4proxy"`},
+		{"newline in snowflake_client", `{"tor":{"snowflake_client":"/x\nControlPort 1"}}`, `field "tor.snowflake_client"`},
+		{"obfs4 bridge without cert", `{"tor":{"bridges":["` + testObfs4 + `","obfs4 192.0.2.1:443 iat-mode=0"]}}`,
+			`field "tor.bridges[1]": tor: bad configuration: bridge line "obfs4 192.0.2.1:443 iat-mode=0": obfs4 needs cert=`},
+		{"obfs4 bridge without iat-mode", `{"tor":{"bridges":["obfs4 192.0.2.1:443 cert=abc"]}}`, `obfs4 needs iat-mode`},
+		{"snowflake bridge without broker", `{"tor":{"bridges":["snowflake 192.0.2.3:80 ` + testFP + ` fingerprint=` + testFP + `"]}}`,
+			`field "tor.bridges[0]": tor: bad configuration: bridge line "snowflake 192.0.2.3:80 ` + testFP + ` fingerprint=` + testFP + `": snowflake needs url=`},
+		{"unsupported transport", `{"tor":{"bridges":["webtunnel 192.0.2.1:443 url=https://x/"]}}`, `transport "webtunnel" is not supported`},
 		{"bad port", `{"tor":{"onion_port":70000}}`, `field "tor.onion_port": 70000 out of range`},
 		{"zero port", `{"tor":{"onion_port":0}}`, `field "tor.onion_port"`},
 		{"negative max_streams", `{"tor":{"max_streams":-1}}`, `field "tor.max_streams": -1 out of range`},
@@ -87,6 +94,42 @@ func TestLoadErrors(t *testing.T) {
 // private key is 32 bytes of 0x01, base64; the public key its base32, as
 // Python's cryptography computes it) and
 // tor's test vector address.
+// Bridge lines for the tests.
+const (
+	testFP        = "2B280B23E1107BB62ABFC40DDCC8824814F80A72"
+	testObfs4     = "obfs4 192.0.2.1:443 " + testFP + " cert=ssH+9rP8dG2NLDN2XuFw63hIO/9MNNinLmxQDpVa+7kTOa9/m+tGWT1SmSYpQ9uTBGa6Hw iat-mode=0"
+	testSnowflake = "snowflake 192.0.2.3:80 " + testFP + " fingerprint=" + testFP +
+		" url=https://1098762253.rsc.cdn77.org/ fronts=www.cdn77.com,www.phpmyadmin.net ice=stun:stun.antisip.com:3478"
+)
+
+// TestBridgeSettings: obfs4 and snowflake bridges and both transport
+// binaries load from tor.json and save back unchanged.
+func TestBridgeSettings(t *testing.T) {
+	dir := t.TempDir()
+	body := `{"tor":{"use_bridges":true,"bridges":["` + testObfs4 + `","Bridge ` + testSnowflake + `"],` +
+		`"obfs4proxy":"/opt/lyrebird","snowflake_client":"/opt/snowflake-client"}}`
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Tor.UseBridges || len(c.Tor.Bridges) != 2 || c.Tor.Obfs4Proxy != "/opt/lyrebird" || c.Tor.SnowflakeClient != "/opt/snowflake-client" {
+		t.Fatalf("tor settings = %+v", c.Tor)
+	}
+	if err := Save(dir, c); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.Tor.SnowflakeClient != c.Tor.SnowflakeClient || c2.Tor.Bridges[1] != c.Tor.Bridges[1] {
+		t.Fatalf("after save: %+v", c2.Tor)
+	}
+}
+
 const (
 	testClientPriv = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
 	testClientPub  = "UTQJFEVWKHBHROLXFRLJ6X5JXMJ5SBVUNK3IZHPZ3QVUICPYUIEQ"

@@ -74,13 +74,19 @@ type agentSpec struct {
 // failure) when the test ends.
 func startAgents(t *testing.T, specs ...agentSpec) []*cluster.Agent {
 	t.Helper()
-	net := testnet.Shared(t)
+	return startAgentsOn(t, testnet.Shared(t).Info().Dir, specs...)
+}
+
+// startAgentsOn is startAgents on the private network in netDir (one of
+// the test's own, e.g. with a bridge).
+func startAgentsOn(t *testing.T, netDir string, specs ...agentSpec) []*cluster.Agent {
+	t.Helper()
 	root := t.TempDir()
 	agents := make([]*cluster.Agent, len(specs))
 	opts := make([]cluster.AgentOptions, len(specs))
 	for i, s := range specs {
 		opts[i] = cluster.AgentOptions{
-			Bin: bin, Dir: filepath.Join(root, s.name), Name: s.name, Testnet: net.Info().Dir,
+			Bin: bin, Dir: filepath.Join(root, s.name), Name: s.name, Testnet: netDir,
 			Services: s.services, Bootstrap: s.bootstrap, Configure: s.configure, Verbose: true,
 		}
 		a, err := cluster.Prepare(opts[i])

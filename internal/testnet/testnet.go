@@ -354,12 +354,14 @@ func (s *starter) prepare(ctx context.Context) error {
 }
 
 func lookObfs4() (string, error) {
-	for _, name := range []string{"obfs4proxy", "lyrebird"} {
+	// lyrebird is the obfs4 transport's current name (Debian trixie and
+	// later); obfs4proxy its old one.
+	for _, name := range []string{"lyrebird", "obfs4proxy"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%w: obfs4proxy (or lyrebird)", ErrMissingTool)
+	return "", fmt.Errorf("%w: lyrebird (or obfs4proxy, its old name)", ErrMissingTool)
 }
 
 // loadKeys fetches every node's keys from the cache, generating missing

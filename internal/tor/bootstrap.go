@@ -110,6 +110,10 @@ func (d *Daemon) WaitBootstrap(ctx context.Context) error {
 }
 
 // lastLogLine returns the last line of a tor log containing one of marks.
+// rootWarning marks tor's warning about running as root, logged at every
+// start, which is never why something failed.
+const rootWarning = "running Tor as root"
+
 func lastLogLine(path string, marks ...string) string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -120,6 +124,9 @@ func lastLogLine(path string, marks ...string) string {
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
+		if strings.Contains(sc.Text(), rootWarning) {
+			continue // explains no failure
+		}
 		for _, m := range marks {
 			if strings.Contains(sc.Text(), m) {
 				last = sc.Text()

@@ -30,10 +30,6 @@ import (
 // BootstrapStatus is tor's bootstrap progress.
 type BootstrapStatus = torctl.BootstrapStatus
 
-// DefaultObfs4Proxy is where Debian's obfs4proxy package installs the
-// pluggable transport.
-const DefaultObfs4Proxy = "/usr/bin/obfs4proxy"
-
 // Defaults for Config's durations.
 const (
 	DefaultBootstrapTimeout = 3 * time.Minute
@@ -52,12 +48,18 @@ type Config struct {
 	// ExtraTorrc lines are appended to the torrc, e.g. to join a private
 	// test network ("TestingTorNetwork 1", "DirAuthority ...").
 	ExtraTorrc []string
-	// UseBridges with Bridges ("obfs4 IP:PORT FP cert=... iat-mode=0")
-	// connects through obfs4 bridges.
+	// UseBridges with Bridges connects through bridges only: lines
+	// "obfs4 IP:PORT FP cert=… iat-mode=0", "snowflake IP:PORT FP
+	// fingerprint=FP url=… [fronts=…] [ice=…]" or plain "IP:PORT [FP]"
+	// (see ParseBridge).
 	UseBridges bool
 	Bridges    []string
-	// Obfs4Proxy is the obfs4proxy binary; "" means DefaultObfs4Proxy.
+	// Obfs4Proxy is the obfs4 transport binary (a path or a name on
+	// PATH); "" means lyrebird, else obfs4proxy, from PATH.
 	Obfs4Proxy string
+	// SnowflakeClient is the snowflake transport binary; "" means
+	// snowflake-client from PATH.
+	SnowflakeClient string
 	// DisableNetwork starts tor with DisableNetwork 1 (nothing leaves the
 	// machine); Start then does not wait for bootstrap.
 	DisableNetwork bool
@@ -81,13 +83,6 @@ func (c Config) socketDir() string {
 		return c.sockDir
 	}
 	return c.DataDir
-}
-
-func (c Config) obfs4Path() string {
-	if c.Obfs4Proxy == "" {
-		return DefaultObfs4Proxy
-	}
-	return c.Obfs4Proxy
 }
 
 // Daemon is a tor process started by Start, or one found by Attach.
@@ -120,10 +115,10 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		return nil, err
 	}
 	if cfg.UseBridges {
-		if _, err := exec.LookPath(cfg.obfs4Path()); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrObfs4ProxyNotFound, err)
+		// Only the transports the bridges use need their binary.
+		if err := cfg.resolveTransports(); err != nil {
+			return nil, err
 		}
-		cfg.Obfs4Proxy = cfg.obfs4Path()
 	}
 	if cfg.DataDir != "" {
 		abs, err := filepath.Abs(cfg.DataDir)

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -141,7 +142,7 @@ func TestBuildTorrc(t *testing.T) {
 	br := base
 	br.UseBridges = true
 	br.Obfs4Proxy = "/usr/bin/obfs4proxy"
-	br.Bridges = []string{"obfs4 127.0.0.1:9999 0123456789ABCDEF0123456789ABCDEF01234567 cert=abc iat-mode=0", "Bridge 127.0.0.1:1 FP"}
+	br.Bridges = []string{"obfs4 127.0.0.1:9999 0123456789ABCDEF0123456789ABCDEF01234567 cert=abc iat-mode=0", "Bridge 127.0.0.1:1 0123456789ABCDEF0123456789ABCDEF01234567"}
 	br.ExtraTorrc = []string{"TestingTorNetwork 1"}
 	lines, err = buildTorrc(br, 1)
 	if err != nil {
@@ -151,7 +152,7 @@ func TestBuildTorrc(t *testing.T) {
 		"UseBridges 1",
 		"ClientTransportPlugin obfs4 exec /usr/bin/obfs4proxy",
 		"Bridge obfs4 127.0.0.1:9999 0123456789ABCDEF0123456789ABCDEF01234567 cert=abc iat-mode=0",
-		"Bridge 127.0.0.1:1 FP",
+		"Bridge 127.0.0.1:1 0123456789ABCDEF0123456789ABCDEF01234567",
 		"TestingTorNetwork 1",
 	} {
 		if !slices.Contains(lines, want) {
@@ -208,8 +209,23 @@ func TestMissingObfs4Proxy(t *testing.T) {
 		Bridges:    []string{"obfs4 127.0.0.1:1 0123456789ABCDEF0123456789ABCDEF01234567 cert=x iat-mode=0"},
 		Obfs4Proxy: "/nonexistent/obfs4proxy",
 	})
-	if !errors.Is(err, ErrObfs4ProxyNotFound) || !strings.Contains(err.Error(), "apt-get install -y obfs4proxy") {
+	if !errors.Is(err, ErrObfs4ProxyNotFound) || !strings.Contains(err.Error(), "/nonexistent/obfs4proxy") {
 		t.Fatalf("err = %v", err)
+	}
+	// Nothing configured and neither name on PATH: the error names both.
+	torPath, err := exec.LookPath("tor")
+	if err != nil {
+		t.Skip("tor not installed")
+	}
+	t.Setenv("PATH", t.TempDir())
+	_, err = Start(testCtx(t, 5*time.Second), Config{
+		TorPath:    torPath,
+		DataDir:    t.TempDir(),
+		UseBridges: true,
+		Bridges:    []string{"obfs4 127.0.0.1:1 0123456789ABCDEF0123456789ABCDEF01234567 cert=x iat-mode=0"},
+	})
+	if !errors.Is(err, ErrObfs4ProxyNotFound) || !strings.Contains(err.Error(), "lyrebird") || !strings.Contains(err.Error(), "obfs4proxy") {
+		t.Fatalf("err = %v, want ErrObfs4ProxyNotFound naming lyrebird and obfs4proxy", err)
 	}
 }
 

@@ -16,9 +16,8 @@ import (
 var (
 	ErrTorNotFound = errors.New("tor: tor binary not found (install it with: apt-get install -y tor, then check that tor --version says 0.4.8 or newer)")
 	// ErrTorTooOld is wrapped with the version found and UpgradeHint.
-	ErrTorTooOld          = errors.New("tor: tor is older than 0.4.8, which mmogit needs")
-	ErrObfs4ProxyNotFound = errors.New("tor: obfs4proxy not found (install it with: apt-get install -y obfs4proxy)")
-	ErrBadConfig          = errors.New("tor: bad configuration")
+	ErrTorTooOld = errors.New("tor: tor is older than 0.4.8, which mmogit needs")
+	ErrBadConfig = errors.New("tor: bad configuration")
 )
 
 // UpgradeHint says how to get tor 0.4.8 or newer on Debian. Debian 12
@@ -239,20 +238,28 @@ func buildTorrc(cfg Config, pid int) ([]string, error) {
 		lines = append(lines, "DisableNetwork 1")
 	}
 	if cfg.UseBridges {
-		if len(cfg.Bridges) == 0 {
-			return nil, fmt.Errorf("%w: UseBridges set but no Bridges given", ErrBadConfig)
+		bridges, used, err := bridgeTransports(cfg.Bridges)
+		if err != nil {
+			return nil, err
 		}
-		lines = append(lines, "UseBridges 1",
-			"ClientTransportPlugin obfs4 exec "+cfg.obfs4Path())
-		for _, b := range cfg.Bridges {
-			b = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(b), "Bridge "))
-			if b == "" {
-				return nil, fmt.Errorf("%w: empty bridge line", ErrBadConfig)
+		lines = append(lines, "UseBridges 1")
+		for _, p := range []struct{ transport, bin, key string }{
+			{TransportObfs4, cfg.Obfs4Proxy, "Obfs4Proxy"},
+			{TransportSnowflake, cfg.SnowflakeClient, "SnowflakeClient"},
+		} {
+			if !used[p.transport] {
+				continue
 			}
-			if err := checkLine("bridge", b); err != nil {
+			if p.bin == "" {
+				return nil, fmt.Errorf("%w: %s bridges but no %s binary", ErrBadConfig, p.transport, p.key)
+			}
+			if err := checkLine(p.key, p.bin); err != nil {
 				return nil, err
 			}
-			lines = append(lines, "Bridge "+b)
+			lines = append(lines, "ClientTransportPlugin "+p.transport+" exec "+p.bin)
+		}
+		for _, b := range bridges {
+			lines = append(lines, "Bridge "+b.Line)
 		}
 	}
 	for _, l := range cfg.ExtraTorrc {
