@@ -4,6 +4,7 @@
 # without it; bridge tests), git, strace (the anonymity
 # trace test), python3 (advertisement vector cross-check), gcc (cgo for the
 # race detector in the e2e tests), age (memory encryption interop tests),
+# snowflake-client where Debian has it (snowflake bridge torrc test),
 # and the Go modules.
 set -euo pipefail
 need=()
@@ -14,6 +15,9 @@ command -v tor-gencert >/dev/null 2>&1 || need+=(tor)
 # after apt-get update below.
 need_obfs4=0
 command -v lyrebird >/dev/null 2>&1 || command -v obfs4proxy >/dev/null 2>&1 || need_obfs4=1
+# snowflake-client: the test that real tor accepts a snowflake bridge line.
+need_snowflake=0
+command -v snowflake-client >/dev/null 2>&1 || need_snowflake=1
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 # python3 runs the independent cross-check of the advertisement vectors.
@@ -23,7 +27,7 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v age >/dev/null 2>&1 || need+=(age)
 # The e2e tests build the agent with -race, which needs cgo.
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
-if [ ${#need[@]} -gt 0 ] || [ "$need_obfs4" = 1 ]; then
+if [ ${#need[@]} -gt 0 ] || [ "$need_obfs4" = 1 ] || [ "$need_snowflake" = 1 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
@@ -33,6 +37,9 @@ if [ ${#need[@]} -gt 0 ] || [ "$need_obfs4" = 1 ]; then
     else
       need+=(obfs4proxy)
     fi
+  fi
+  if [ "$need_snowflake" = 1 ] && apt-cache policy snowflake-client 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    need+=(snowflake-client)
   fi
   echo "installing: ${need[*]}" >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null

@@ -315,11 +315,11 @@ func newShowCmd() *cobra.Command {
 			outs := make([]messageOut, 0, len(entries))
 			hidden := 0
 			for _, e := range entries {
-				if !sc.allowed(e.Message.Author) {
+				if !sc.Allowed(e.Message.Author) {
 					hidden++
 					continue
 				}
-				o := messageOut{Message: e.Message, ID: e.ID, Branch: e.Branch, Valid: e.Valid, AuthorLabel: sc.label(e.Message.Author)}
+				o := messageOut{Message: e.Message, ID: e.ID, Branch: e.Branch, Valid: e.Valid, AuthorLabel: sc.Label(e.Message.Author)}
 				if e.Err != nil {
 					o.Error = e.Err.Error()
 				}
@@ -332,7 +332,7 @@ func newShowCmd() *cobra.Command {
 				}
 				outs = append(outs, o)
 			}
-			sc.hiddenNote(hidden)
+			hiddenNote(hidden)
 			return g.emit(outs, func(w io.Writer) {
 				if len(outs) == 0 && hidden == 0 {
 					fmt.Fprintln(w, "no messages yet; post one with `mmogit post \"hello\"`")
@@ -451,7 +451,7 @@ the others; encrypted memories addressed to others are not listed.`,
 			if err != nil {
 				return err
 			}
-			f := memory.Filter{Type: a.typ, Tag: a.tag, MinConfidence: a.confidence, Author: sc.author, Authors: sc.authors(), Open: rd.recallOpen}
+			f := memory.Filter{Type: a.typ, Tag: a.tag, MinConfidence: a.confidence, Author: sc.Author, Authors: sc.Authors(), Open: rd.recallOpen}
 			if a.hours > 0 {
 				f.Since = time.Now().Add(-time.Duration(a.hours * float64(time.Hour)))
 			}
@@ -467,7 +467,7 @@ the others; encrypted memories addressed to others are not listed.`,
 			}
 			outs := make([]recalledOut, 0, len(rs))
 			for _, r := range rs {
-				outs = append(outs, recalledOut{MessageID: r.MessageID, Author: r.Message.Author, AuthorLabel: sc.label(r.Message.Author), Memory: r.Memory,
+				outs = append(outs, recalledOut{MessageID: r.MessageID, Author: r.Message.Author, AuthorLabel: sc.Label(r.Message.Author), Memory: r.Memory,
 					Encrypted: seal.IsSealed(r.Message.Content), Readable: true})
 			}
 			return g.emit(outs, func(w io.Writer) {

@@ -293,74 +293,30 @@ func (r reader) open(c string) (text string, encrypted, readable bool) {
 	return pt, true, true
 }
 
-// scope is whose messages are listed: ours and trusted peers', everyone's
-// with all, or one author's (as in cmd/mmogit).
-type scope struct {
-	self   string
-	list   *trust.List
-	all    bool
-	author string
-}
-
-func (s *server) newScope(all bool, author string) (scope, error) {
-	sc := scope{all: all}
+// newScope is whose messages are listed (see trust.Scope), as in the CLI.
+func (s *server) newScope(all bool, author string) (trust.Scope, error) {
 	if err := checkShort("author", author); err != nil {
-		return sc, err
+		return trust.Scope{}, err
 	}
+	self := ""
 	if ok, err := s.hasSeed(); err != nil {
-		return sc, err
+		return trust.Scope{}, err
 	} else if ok {
 		id, err := identity.Load(s.dir)
 		if err != nil {
-			return sc, err
+			return trust.Scope{}, err
 		}
-		sc.self = id.PubHex()
+		self = id.PubHex()
 	}
 	l, err := trust.Load(s.dir)
 	if err != nil {
-		return sc, err
+		return trust.Scope{}, err
 	}
-	sc.list = l
-	if author != "" {
-		pub, err := l.Resolve(author)
-		if err != nil {
-			return sc, usagef("author: %w", err)
-		}
-		sc.author = hex.EncodeToString(pub)
+	sc, err := trust.NewScope(self, l, all, author)
+	if err != nil {
+		return sc, usagef("author: %w", err)
 	}
 	return sc, nil
-}
-
-func (sc scope) allowed(author string) bool {
-	if sc.author != "" {
-		return author == sc.author
-	}
-	if sc.all || author == sc.self {
-		return true
-	}
-	_, ok := sc.list.LookupHex(author)
-	return ok
-}
-
-func (sc scope) authors() map[string]bool {
-	if sc.all || sc.author != "" {
-		return nil
-	}
-	set := map[string]bool{}
-	if sc.self != "" {
-		set[sc.self] = true
-	}
-	for _, e := range sc.list.Entries() {
-		set[e.Key] = true
-	}
-	return set
-}
-
-func (sc scope) label(author string) string {
-	if e, ok := sc.list.LookupHex(author); ok && e.Alias != "" {
-		return e.Alias
-	}
-	return author
 }
 
 func (s *server) recall(ctx context.Context, in recallIn) (recallOut, error) {
@@ -395,7 +351,7 @@ func (s *server) recall(ctx context.Context, in recallIn) (recallOut, error) {
 	if err != nil || st == nil {
 		return out, err
 	}
-	f := memory.Filter{Type: in.Type, Tag: in.Tag, MinConfidence: in.Confidence, Author: sc.author, Authors: sc.authors(),
+	f := memory.Filter{Type: in.Type, Tag: in.Tag, MinConfidence: in.Confidence, Author: sc.Author, Authors: sc.Authors(),
 		Open: func(m memory.Message) (string, bool) {
 			text, _, readable := rd.open(m.Content)
 			return text, readable
@@ -411,7 +367,7 @@ func (s *server) recall(ctx context.Context, in recallIn) (recallOut, error) {
 		rs = rs[len(rs)-limit:]
 	}
 	for _, r := range rs {
-		out.Memories = append(out.Memories, recalledOut{MessageID: r.MessageID, Author: r.Message.Author, AuthorLabel: sc.label(r.Message.Author),
+		out.Memories = append(out.Memories, recalledOut{MessageID: r.MessageID, Author: r.Message.Author, AuthorLabel: sc.Label(r.Message.Author),
 			Memory: r.Memory, Encrypted: seal.IsSealed(r.Message.Content), Readable: true})
 	}
 	return out, nil
@@ -453,7 +409,7 @@ func (s *server) messages(ctx context.Context, all bool, author string, limit in
 	var kept []memory.Entry
 	hidden := 0
 	for _, e := range entries {
-		if !sc.allowed(e.Message.Author) {
+		if !sc.Allowed(e.Message.Author) {
 			hidden++
 			continue
 		}
@@ -469,8 +425,8 @@ func (s *server) messages(ctx context.Context, all bool, author string, limit in
 	return outs, hidden, nil
 }
 
-func messageOutFor(e memory.Entry, rd reader, sc scope) messageOut {
-	o := messageOut{Message: e.Message, ID: e.ID, Branch: e.Branch, Valid: e.Valid, AuthorLabel: sc.label(e.Message.Author)}
+func messageOutFor(e memory.Entry, rd reader, sc trust.Scope) messageOut {
+	o := messageOut{Message: e.Message, ID: e.ID, Branch: e.Branch, Valid: e.Valid, AuthorLabel: sc.Label(e.Message.Author)}
 	if e.Err != nil {
 		o.Error = e.Err.Error()
 	}

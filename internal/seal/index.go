@@ -120,29 +120,11 @@ func writeIndex(configDir string, ix Index) error {
 	return nil
 }
 
-// lockIndex takes an exclusive flock on path, polling (so a stuck holder
-// gives an error, not a hang) for at most indexLockWait. As in
-// memory.lockRepo, the lock belongs to the open file description, so it
-// excludes goroutines of this process as well as other processes.
+// lockIndex serialises index writers, in this process and others.
 func lockIndex(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	unlock, err = platform.LockPath(path, indexLockWait)
 	if err != nil {
-		return nil, fmt.Errorf("seal: open index lock: %w", err)
+		return nil, fmt.Errorf("seal: lock index: %w", err)
 	}
-	deadline := time.Now().Add(indexLockWait)
-	for delay := time.Millisecond; ; delay = min(2*delay, 20*time.Millisecond) {
-		err := platform.TryLock(f)
-		if err == nil {
-			return func() { f.Close() }, nil // closing drops the lock
-		}
-		if !errors.Is(err, platform.ErrWouldBlock) {
-			f.Close()
-			return nil, fmt.Errorf("seal: lock index: %w", err)
-		}
-		if time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("seal: index lock %s held for over %v", path, indexLockWait)
-		}
-		time.Sleep(delay)
-	}
+	return unlock, nil
 }

@@ -218,10 +218,16 @@ func TestFindTransports(t *testing.T) {
 func TestTorAcceptsBridgeTorrc(t *testing.T) {
 	for _, bin := range []string{"tor", SnowflakeClientName} {
 		if _, err := exec.LookPath(bin); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s not installed; scripts/deps.sh installs it", bin)
+			}
 			t.Skipf("%s not installed", bin)
 		}
 	}
 	if _, err := FindObfs4(""); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
 		t.Skip(err)
 	}
 	ctx := testCtx(t, 30*time.Second)

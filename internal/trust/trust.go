@@ -229,9 +229,9 @@ const lockWait = 30 * time.Second
 func Update(dir string, fn func(l *List) error) error {
 	writeMu.Lock()
 	defer writeMu.Unlock()
-	unlock, err := lockFile(filepath.Join(dir, File+".lock"))
+	unlock, err := platform.LockPath(filepath.Join(dir, File+".lock"), lockWait)
 	if err != nil {
-		return err
+		return fmt.Errorf("trust: %w", err)
 	}
 	defer unlock()
 	l, err := Load(dir)
@@ -248,32 +248,16 @@ func Update(dir string, fn func(l *List) error) error {
 // roles (a grant never takes a role away; use Set for that). Alias, if
 // not empty, replaces the entry's alias; it must not name another peer.
 func Grant(dir string, pub ed25519.PublicKey, read, write bool, alias, via string) (Entry, error) {
-	var out Entry
-	err := Update(dir, func(l *List) error {
-		e, ok := l.Lookup(pub)
-		if !ok {
-			var err error
-			if e, err = NewEntry(pub, false, false); err != nil {
-				return err
-			}
-			e.Via = via
-		}
-		e.Read, e.Write = e.Read || read, e.Write || write
-		if alias != "" {
-			if err := l.checkAlias(alias, e.Key); err != nil {
-				return err
-			}
-			e.Alias = alias
-		}
-		l.entries[e.Key] = e
-		out = e
-		return nil
-	})
-	return out, err
+	return put(dir, pub, alias, via, func(e *Entry) { e.Read, e.Write = e.Read || read, e.Write || write })
 }
 
 // Set replaces the roles of pub (adding it when new).
 func Set(dir string, pub ed25519.PublicKey, read, write bool, alias, via string) (Entry, error) {
+	return put(dir, pub, alias, via, func(e *Entry) { e.Read, e.Write = read, write })
+}
+
+// put adds or updates pub's entry, with roles set by roles.
+func put(dir string, pub ed25519.PublicKey, alias, via string, roles func(*Entry)) (Entry, error) {
 	var out Entry
 	err := Update(dir, func(l *List) error {
 		e, ok := l.Lookup(pub)
@@ -284,7 +268,7 @@ func Set(dir string, pub ed25519.PublicKey, read, write bool, alias, via string)
 			}
 			e.Via = via
 		}
-		e.Read, e.Write = read, write
+		roles(&e)
 		if alias != "" {
 			if err := l.checkAlias(alias, e.Key); err != nil {
 				return err
@@ -296,25 +280,6 @@ func Set(dir string, pub ed25519.PublicKey, read, write bool, alias, via string)
 		return nil
 	})
 	return out, err
-}
-
-func lockFile(path string) (unlock func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("trust: lock: %w", err)
-	}
-	deadline := time.Now().Add(lockWait)
-	for delay := time.Millisecond; ; delay = min(2*delay, 20*time.Millisecond) {
-		err := platform.TryLock(f)
-		if err == nil {
-			return func() { f.Close() }, nil // closing drops the lock
-		}
-		if !errors.Is(err, platform.ErrWouldBlock) || time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("trust: lock %s: %w", path, err)
-		}
-		time.Sleep(delay)
-	}
 }
 
 // CheckAlias reports whether alias may name pub in dir's list, so a
