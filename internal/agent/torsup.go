@@ -99,6 +99,7 @@ func (t *torSupervisor) launchTor(ctx context.Context) (*tor.Daemon, string, err
 		Bridges:          c.Bridges,
 		Obfs4Proxy:       c.Obfs4Proxy,
 		SnowflakeClient:  c.SnowflakeClient,
+		WebtunnelClient:  c.WebtunnelClient,
 		BootstrapTimeout: c.BootstrapTimeout.D(),
 		Progress:         t.progress,
 	})

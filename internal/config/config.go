@@ -91,14 +91,18 @@ type TorSettings struct {
 	// OnionPort is the virtual port of the agent's onion service.
 	OnionPort int `json:"onion_port"`
 	// UseBridges and Bridges for censored networks: "obfs4 IP:PORT FP
-	// cert=… iat-mode=0" or "snowflake IP:PORT FP fingerprint=FP url=…
-	// [fronts=…] [ice=…]" lines (see tor.ParseBridge). Obfs4Proxy is the
-	// obfs4 transport binary ("" = lyrebird, else obfs4proxy, from PATH);
-	// SnowflakeClient the snowflake one ("" = snowflake-client from PATH).
+	// cert=… iat-mode=0", "snowflake IP:PORT FP fingerprint=FP url=…
+	// [fronts=…] [ice=…]", "meek_lite IP:PORT FP url=https://… [front=…]"
+	// or "webtunnel IP:PORT FP url=https://…" lines (see tor.ParseBridge).
+	// Obfs4Proxy is the obfs4 and meek_lite transport binary ("" =
+	// lyrebird, else obfs4proxy, from PATH); SnowflakeClient the snowflake
+	// one ("" = snowflake-client from PATH); WebtunnelClient the webtunnel
+	// one ("" = lyrebird, else webtunnel-client, from PATH).
 	UseBridges      bool     `json:"use_bridges,omitempty"`
 	Bridges         []string `json:"bridges,omitempty"`
 	Obfs4Proxy      string   `json:"obfs4proxy,omitempty"`
 	SnowflakeClient string   `json:"snowflake_client,omitempty"`
+	WebtunnelClient string   `json:"webtunnel_client,omitempty"`
 	// BootstrapTimeout fails start-up when tor makes no progress for this long.
 	BootstrapTimeout Duration `json:"bootstrap_timeout"`
 	// PoW enables onion-service proof-of-work DoS defences when tor has them.
@@ -239,6 +243,9 @@ func (c *Config) Validate() error {
 	}
 	if strings.ContainsAny(t.SnowflakeClient, "\r\n\x00") {
 		return fieldErr("tor.snowflake_client", "%q contains a newline", t.SnowflakeClient)
+	}
+	if strings.ContainsAny(t.WebtunnelClient, "\r\n\x00") {
+		return fieldErr("tor.webtunnel_client", "%q contains a newline", t.WebtunnelClient)
 	}
 	for _, f := range []struct {
 		name string

@@ -15,7 +15,17 @@ import (
 const (
 	TransportObfs4     = "obfs4"
 	TransportSnowflake = "snowflake"
+	// TransportMeekLite is served by the obfs4 binary: obfs4proxy and
+	// lyrebird both speak meek_lite (HTTPS to a CDN front).
+	TransportMeekLite = "meek_lite"
+	// TransportWebtunnel is served by lyrebird (not by the older
+	// obfs4proxy) or by a webtunnel client named in tor.webtunnel_client.
+	TransportWebtunnel = "webtunnel"
 )
+
+// WebtunnelNames are the binaries that speak webtunnel, in order of
+// preference, when tor.webtunnel_client is not set.
+var WebtunnelNames = []string{"lyrebird", "webtunnel-client"}
 
 // Obfs4Names are the names the obfs4 transport binary goes by, in order
 // of preference: Debian ships it as lyrebird since trixie; obfs4proxy is
@@ -31,11 +41,12 @@ const SnowflakeClientName = "snowflake-client"
 var (
 	ErrObfs4ProxyNotFound      = errors.New("tor: obfs4 transport not found")
 	ErrSnowflakeClientNotFound = errors.New("tor: snowflake transport not found")
+	ErrWebtunnelClientNotFound = errors.New("tor: webtunnel transport not found")
 )
 
 // Bridge is one parsed bridge line.
 type Bridge struct {
-	Transport   string            // TransportObfs4, TransportSnowflake, or "" for a plain bridge
+	Transport   string            // TransportObfs4, TransportSnowflake, TransportMeekLite, TransportWebtunnel, or "" for a plain bridge
 	Addr        netip.AddrPort    // IP:PORT
 	Fingerprint string            // 40 hex digits, or "" when the line has none
 	Args        map[string]string // key=value arguments of the transport
@@ -46,12 +57,15 @@ type Bridge struct {
 //
 //	obfs4 IP:PORT [FINGERPRINT] cert=… iat-mode=0|1|2
 //	snowflake IP:PORT FINGERPRINT fingerprint=FINGERPRINT url=https://broker/ [fronts=a,b] [ice=stun:host:port,…] […]
+//	meek_lite IP:PORT FINGERPRINT url=https://meek.example/ [front=cdn.example]
+//	webtunnel IP:PORT FINGERPRINT url=https://bridge.example/secret-path [ver=0.0.1]
 //	IP:PORT [FINGERPRINT]
 //
-// For snowflake the address is a placeholder tor needs (the transport
-// reaches the bridge through the broker at url=, or sqsqueue=); the
-// fingerprint must be given and agree with fingerprint=. Errors wrap
-// ErrBadConfig and quote the line.
+// For snowflake, meek_lite and webtunnel the address is a placeholder tor
+// needs (the transport reaches the bridge through url=, or snowflake's
+// sqsqueue=) and the fingerprint must be given, so tor can check it is
+// talking to the bridge it was told of; for snowflake it must agree with
+// fingerprint=. Errors wrap ErrBadConfig and quote the line.
 func ParseBridge(line string) (Bridge, error) {
 	s := strings.TrimSpace(line)
 	if f := strings.Fields(s); len(f) > 0 && strings.EqualFold(f[0], "Bridge") {
@@ -72,9 +86,10 @@ func ParseBridge(line string) (Bridge, error) {
 		b.Transport = f[0]
 		f = f[1:]
 		switch b.Transport {
-		case TransportObfs4, TransportSnowflake:
+		case TransportObfs4, TransportSnowflake, TransportMeekLite, TransportWebtunnel:
 		default:
-			return bad("transport %q is not supported (mmogit supports %s and %s bridges)", b.Transport, TransportObfs4, TransportSnowflake)
+			return bad("transport %q is not supported (mmogit supports %s, %s, %s and %s bridges)",
+				b.Transport, TransportObfs4, TransportSnowflake, TransportMeekLite, TransportWebtunnel)
 		}
 	}
 	if len(f) == 0 {
@@ -164,6 +179,22 @@ func ParseBridge(line string) (Bridge, error) {
 				return bad("snowflake max=%s: want a positive number of peers", v)
 			}
 		}
+	case TransportMeekLite, TransportWebtunnel:
+		if b.Fingerprint == "" {
+			return bad("%s needs the bridge's fingerprint after IP:PORT", b.Transport)
+		}
+		v, ok := b.Args["url"]
+		if !ok {
+			return bad("%s needs url=https://…", b.Transport)
+		}
+		// Both carry tor's cells inside TLS to url's host; plain http
+		// would show a censor the traffic they are meant to hide.
+		if u, err := url.Parse(v); err != nil || u.Scheme != "https" || u.Host == "" {
+			return bad("%s url=%s is not an https URL", b.Transport, v)
+		}
+		if v, ok := b.Args["front"]; ok && (v == "" || strings.ContainsAny(v, "/:,")) {
+			return bad("%s front=%s: want one host name", b.Transport, v)
+		}
 	}
 	return b, nil
 }
@@ -216,6 +247,28 @@ func FindSnowflakeClient(configured string) (string, error) {
 	return p, nil
 }
 
+// FindWebtunnel resolves the webtunnel transport binary: configured when
+// set, else lyrebird, else webtunnel-client, from PATH. obfs4proxy, the
+// older name of lyrebird, does not speak webtunnel. The error wraps
+// ErrWebtunnelClientNotFound.
+func FindWebtunnel(configured string) (string, error) {
+	if configured != "" {
+		p, err := exec.LookPath(configured)
+		if err != nil {
+			return "", fmt.Errorf("%w: tor.webtunnel_client %q: %w", ErrWebtunnelClientNotFound, configured, err)
+		}
+		return p, nil
+	}
+	for _, name := range WebtunnelNames {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%w: webtunnel bridges need lyrebird (obfs4proxy, its older name, does not speak webtunnel) "+
+		"or a webtunnel client, and none is on PATH; install lyrebird (Debian 13 and later) or set tor.webtunnel_client to its path",
+		ErrWebtunnelClientNotFound)
+}
+
 // bridgeTransports parses bridges and reports which transports they use.
 func bridgeTransports(bridges []string) ([]Bridge, map[string]bool, error) {
 	if len(bridges) == 0 {
@@ -236,15 +289,20 @@ func bridgeTransports(bridges []string) ([]Bridge, map[string]bool, error) {
 	return out, used, nil
 }
 
-// resolveTransports sets c.Obfs4Proxy and c.SnowflakeClient to the
-// binaries of the transports c.Bridges use.
+// resolveTransports sets c.Obfs4Proxy, c.SnowflakeClient and
+// c.WebtunnelClient to the binaries of the transports c.Bridges use.
 func (c *Config) resolveTransports() error {
 	_, used, err := bridgeTransports(c.Bridges)
 	if err != nil {
 		return err
 	}
-	if used[TransportObfs4] {
+	if used[TransportObfs4] || used[TransportMeekLite] {
 		if c.Obfs4Proxy, err = FindObfs4(c.Obfs4Proxy); err != nil {
+			return err
+		}
+	}
+	if used[TransportWebtunnel] {
+		if c.WebtunnelClient, err = FindWebtunnel(c.WebtunnelClient); err != nil {
 			return err
 		}
 	}
@@ -254,4 +312,40 @@ func (c *Config) resolveTransports() error {
 		}
 	}
 	return nil
+}
+
+// transportPlugins maps the transports in used to the binaries that serve
+// them, one ClientTransportPlugin line per binary ("obfs4,meek_lite exec
+// /usr/bin/obfs4proxy"), in a stable order. tor launches each binary once
+// and asks it for all the transports on its line.
+func transportPlugins(cfg Config, used map[string]bool) ([]string, error) {
+	var (
+		order []string
+		byBin = map[string][]string{}
+	)
+	for _, p := range []struct{ transport, bin, key string }{
+		{TransportObfs4, cfg.Obfs4Proxy, "Obfs4Proxy"},
+		{TransportMeekLite, cfg.Obfs4Proxy, "Obfs4Proxy"},
+		{TransportSnowflake, cfg.SnowflakeClient, "SnowflakeClient"},
+		{TransportWebtunnel, cfg.WebtunnelClient, "WebtunnelClient"},
+	} {
+		if !used[p.transport] {
+			continue
+		}
+		if p.bin == "" {
+			return nil, fmt.Errorf("%w: %s bridges but no %s binary", ErrBadConfig, p.transport, p.key)
+		}
+		if err := checkLine(p.key, p.bin); err != nil {
+			return nil, err
+		}
+		if _, ok := byBin[p.bin]; !ok {
+			order = append(order, p.bin)
+		}
+		byBin[p.bin] = append(byBin[p.bin], p.transport)
+	}
+	lines := make([]string, 0, len(order))
+	for _, bin := range order {
+		lines = append(lines, "ClientTransportPlugin "+strings.Join(byBin[bin], ",")+" exec "+bin)
+	}
+	return lines, nil
 }

@@ -1,6 +1,7 @@
 package tor
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"os"
@@ -19,6 +20,10 @@ const (
 	snowflakeLine = "snowflake 192.0.2.3:80 " + testFP + " fingerprint=" + testFP +
 		" url=https://1098762253.rsc.cdn77.org/ fronts=www.cdn77.com,www.phpmyadmin.net" +
 		" ice=stun:stun.antisip.com:3478,stun:stun.epygi.com:3478 utls-imitate=hellorandomizedalpn"
+	// As Tor Browser shipped its default meek bridge.
+	meekLine = "meek_lite 192.0.2.18:80 BE776A53492E1E044A26F17306E1BC46A55A1625 url=https://meek.azureedge.net/ front=ajax.aspnetcdn.com"
+	// In the form bridges.torproject.org hands out webtunnel bridges.
+	webtunnelLine = "webtunnel [2001:db8:1234::1]:443 " + testFP + " url=https://bridge.example/Xk3pQ9 ver=0.0.1"
 )
 
 func TestParseBridge(t *testing.T) {
@@ -33,11 +38,20 @@ func TestParseBridge(t *testing.T) {
 		{"obfs4 IPv6", "obfs4 [2001:db8::1]:443 " + testFP + " cert=abc iat-mode=2", TransportObfs4, ""},
 		{"snowflake", snowflakeLine, TransportSnowflake, ""},
 		{"snowflake minimal", "snowflake 192.0.2.3:80 " + testFP + " fingerprint=" + testFP + " url=https://broker.example/", TransportSnowflake, ""},
+		{"meek_lite", meekLine, TransportMeekLite, ""},
+		{"meek_lite without front", "meek_lite 192.0.2.18:80 " + testFP + " url=https://meek.example/", TransportMeekLite, ""},
+		{"webtunnel", webtunnelLine, TransportWebtunnel, ""},
 		{"plain", "192.0.2.9:9001 " + testFP, "", ""},
 		{"plain without fingerprint", "192.0.2.9:9001", "", ""},
 
 		{"empty", "  ", "", "empty"},
-		{"unknown transport", "meek_lite 192.0.2.1:80 " + testFP + " url=https://x/", "", `transport "meek_lite" is not supported`},
+		{"unknown transport", "scramblesuit 192.0.2.1:80 " + testFP + " password=x", "", `transport "scramblesuit" is not supported`},
+		{"meek_lite no fingerprint", "meek_lite 192.0.2.18:80 url=https://meek.example/", "", "meek_lite needs the bridge's fingerprint"},
+		{"meek_lite no url", "meek_lite 192.0.2.18:80 " + testFP + " front=a.example", "", "meek_lite needs url="},
+		{"meek_lite plain http", "meek_lite 192.0.2.18:80 " + testFP + " url=http://meek.example/", "", "not an https URL"},
+		{"meek_lite bad front", "meek_lite 192.0.2.18:80 " + testFP + " url=https://meek.example/ front=https://a.example", "", "want one host name"},
+		{"webtunnel no url", "webtunnel 192.0.2.1:443 " + testFP + " ver=0.0.1", "", "webtunnel needs url="},
+		{"webtunnel url not a URL", "webtunnel 192.0.2.1:443 " + testFP + " url=bridge.example/path", "", "not an https URL"},
 		{"no address", "obfs4", "", "no IP:PORT"},
 		{"host name address", "obfs4 bridge.example:443 cert=abc iat-mode=0", "", "not an IP:PORT"},
 		{"port 0", "obfs4 192.0.2.1:0 cert=abc iat-mode=0", "", "not an IP:PORT"},
@@ -98,6 +112,17 @@ func TestBridgeTorrc(t *testing.T) {
 		{name: "both", cfg: Config{Bridges: []string{"Bridge " + obfs4Line, snowflakeLine, "obfs4 192.0.2.2:443 cert=abc iat-mode=0"}, Obfs4Proxy: "/o", SnowflakeClient: "/s"},
 			want: []string{"ClientTransportPlugin obfs4 exec /o", "ClientTransportPlugin snowflake exec /s",
 				"Bridge " + obfs4Line, "Bridge " + snowflakeLine, "Bridge obfs4 192.0.2.2:443 cert=abc iat-mode=0"}},
+		{name: "meek_lite shares the obfs4 binary", cfg: Config{Bridges: []string{obfs4Line, meekLine}, Obfs4Proxy: "/usr/bin/obfs4proxy"},
+			want: []string{"ClientTransportPlugin obfs4,meek_lite exec /usr/bin/obfs4proxy", "Bridge " + meekLine},
+			not:  []string{"ClientTransportPlugin obfs4 exec", "ClientTransportPlugin meek_lite exec"}},
+		{name: "meek_lite alone", cfg: Config{Bridges: []string{meekLine}, Obfs4Proxy: "/o"},
+			want: []string{"ClientTransportPlugin meek_lite exec /o"}, not: []string{"obfs4,"}},
+		{name: "lyrebird serves webtunnel too", cfg: Config{Bridges: []string{obfs4Line, webtunnelLine}, Obfs4Proxy: "/usr/bin/lyrebird", WebtunnelClient: "/usr/bin/lyrebird"},
+			want: []string{"ClientTransportPlugin obfs4,webtunnel exec /usr/bin/lyrebird", "Bridge " + webtunnelLine}},
+		{name: "separate webtunnel client", cfg: Config{Bridges: []string{webtunnelLine, snowflakeLine}, WebtunnelClient: "/w", SnowflakeClient: "/s"},
+			want: []string{"ClientTransportPlugin snowflake exec /s", "ClientTransportPlugin webtunnel exec /w"}},
+		{name: "unresolved webtunnel", cfg: Config{Bridges: []string{webtunnelLine}}, wantErr: "no WebtunnelClient binary"},
+		{name: "unresolved meek_lite", cfg: Config{Bridges: []string{meekLine}}, wantErr: "no Obfs4Proxy binary"},
 		{name: "plain", cfg: Config{Bridges: []string{plain}},
 			want: []string{"UseBridges 1", "Bridge " + plain}, not: []string{"ClientTransportPlugin"}},
 		{name: "no bridges", cfg: Config{}, wantErr: "no Bridges"},
@@ -205,6 +230,37 @@ func TestFindTransports(t *testing.T) {
 	if err := cfg.resolveTransports(); !errors.Is(err, ErrObfs4ProxyNotFound) {
 		t.Errorf("obfs4 bridge without a binary: %v", err)
 	}
+	// meek_lite is served by the obfs4 binary.
+	dir = fakeBins(t, "obfs4proxy")
+	cfg = Config{UseBridges: true, Bridges: []string{meekLine}}
+	if err := cfg.resolveTransports(); err != nil || cfg.Obfs4Proxy != filepath.Join(dir, "obfs4proxy") {
+		t.Errorf("resolve meek_lite: %+v, %v", cfg, err)
+	}
+	// webtunnel: lyrebird, or a webtunnel client; obfs4proxy does not
+	// speak it, and the error says so.
+	for _, tc := range []struct {
+		onPath []string
+		want   string
+	}{
+		{[]string{"lyrebird", "webtunnel-client"}, "lyrebird"},
+		{[]string{"webtunnel-client", "obfs4proxy"}, "webtunnel-client"},
+		{[]string{"obfs4proxy"}, ""},
+	} {
+		fakeBins(t, tc.onPath...)
+		p, err := FindWebtunnel("")
+		if tc.want == "" {
+			if !errors.Is(err, ErrWebtunnelClientNotFound) || !strings.Contains(err.Error(), "obfs4proxy, its older name, does not speak webtunnel") {
+				t.Errorf("webtunnel with %v: %q, %v", tc.onPath, p, err)
+			}
+			continue
+		}
+		if err != nil || filepath.Base(p) != tc.want {
+			t.Errorf("webtunnel with %v = %q, %v; want %s", tc.onPath, p, err, tc.want)
+		}
+	}
+	if _, err := FindWebtunnel("/nonexistent/wt"); !errors.Is(err, ErrWebtunnelClientNotFound) || !strings.Contains(err.Error(), "tor.webtunnel_client") {
+		t.Errorf("configured webtunnel client missing: %v", err)
+	}
 	if !slices.Contains(Obfs4Names, "lyrebird") || Obfs4Names[0] != "lyrebird" {
 		t.Errorf("Obfs4Names = %v, want lyrebird first", Obfs4Names)
 	}
@@ -233,7 +289,7 @@ func TestTorAcceptsBridgeTorrc(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	d, err := Start(ctx, Config{
 		DataDir: filepath.Join(t.TempDir(), "tor"), DisableNetwork: true,
-		UseBridges: true, Bridges: []string{obfs4Line, snowflakeLine},
+		UseBridges: true, Bridges: []string{obfs4Line, snowflakeLine, meekLine},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -247,11 +303,11 @@ func TestTorAcceptsBridgeTorrc(t *testing.T) {
 	if v := conf["UseBridges"]; len(v) != 1 || v[0] != "1" {
 		t.Errorf("UseBridges = %q", v)
 	}
-	if v := conf["Bridge"]; !slices.Equal(v, []string{obfs4Line, snowflakeLine}) {
-		t.Errorf("Bridge = %q, want the two lines", v)
+	if v := conf["Bridge"]; !slices.Equal(v, []string{obfs4Line, snowflakeLine, meekLine}) {
+		t.Errorf("Bridge = %q, want the three lines", v)
 	}
 	plugins := strings.Join(conf["ClientTransportPlugin"], "\n")
-	for _, want := range []string{"obfs4 exec /", "snowflake exec /"} {
+	for _, want := range []string{"obfs4,meek_lite exec /", "snowflake exec /"} {
 		if !strings.Contains(plugins, want) {
 			t.Errorf("ClientTransportPlugin %q lacks %q", plugins, want)
 		}
@@ -277,5 +333,73 @@ func TestLastLogLineSkipsRoot(t *testing.T) {
 	}
 	if got := lastLogLine(p, "[warn]", "[err]"); got != "Dec 05 13:20:19.000 [warn] Problem bootstrapping. Stuck at 2%" {
 		t.Errorf("lastLogLine = %q", got)
+	}
+}
+
+// TestTransportBinarySpeaks runs the obfs4 binary found on PATH the way
+// tor does (the managed pluggable-transport protocol, pt-spec.txt §3.2)
+// and asks for every transport mmogit hands it: the binary itself must
+// answer CMETHOD for each, or a meek_lite bridge line would start a tor
+// that never connects. webtunnel is asked of FindWebtunnel's binary when
+// one is installed (lyrebird; Debian 12's obfs4proxy does not have it).
+func TestTransportBinarySpeaks(t *testing.T) {
+	bin, err := FindObfs4("")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	cases := []struct {
+		bin        string
+		transports []string
+	}{{bin, []string{TransportObfs4, TransportMeekLite}}}
+	if wt, err := FindWebtunnel(""); err == nil {
+		cases = append(cases, struct {
+			bin        string
+			transports []string
+		}{wt, []string{TransportWebtunnel}})
+	} else {
+		t.Logf("webtunnel not checked: %v", err)
+	}
+	for _, tc := range cases {
+		t.Run(filepath.Base(tc.bin), func(t *testing.T) {
+			ctx := testCtx(t, 15*time.Second)
+			cmd := exec.CommandContext(ctx, tc.bin)
+			cmd.Env = append(os.Environ(),
+				"TOR_PT_MANAGED_TRANSPORT_VER=1",
+				"TOR_PT_STATE_LOCATION="+t.TempDir(),
+				"TOR_PT_CLIENT_TRANSPORTS="+strings.Join(tc.transports, ","),
+				"TOR_PT_EXIT_ON_STDIN_CLOSE=1")
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { stdin.Close(); cmd.Process.Kill(); cmd.Wait() })
+			got := map[string]bool{}
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				f := strings.Fields(sc.Text())
+				t.Logf("%s: %s", filepath.Base(tc.bin), sc.Text())
+				if len(f) >= 3 && f[0] == "CMETHOD" && f[2] == "socks5" {
+					got[f[1]] = true
+				}
+				if len(f) > 0 && (f[0] == "CMETHODS" || f[0] == "ENV-ERROR" || f[0] == "VERSION-ERROR") {
+					break
+				}
+			}
+			for _, tr := range tc.transports {
+				if !got[tr] {
+					t.Errorf("%s does not offer %s (offered %v)", tc.bin, tr, got)
+				}
+			}
+		})
 	}
 }

@@ -50,8 +50,9 @@ type Config struct {
 	ExtraTorrc []string
 	// UseBridges with Bridges connects through bridges only: lines
 	// "obfs4 IP:PORT FP cert=… iat-mode=0", "snowflake IP:PORT FP
-	// fingerprint=FP url=… [fronts=…] [ice=…]" or plain "IP:PORT [FP]"
-	// (see ParseBridge).
+	// fingerprint=FP url=… [fronts=…] [ice=…]", "meek_lite IP:PORT FP
+	// url=https://… [front=…]", "webtunnel IP:PORT FP url=https://…" or
+	// plain "IP:PORT [FP]" (see ParseBridge).
 	UseBridges bool
 	Bridges    []string
 	// Obfs4Proxy is the obfs4 transport binary (a path or a name on
@@ -60,6 +61,10 @@ type Config struct {
 	// SnowflakeClient is the snowflake transport binary; "" means
 	// snowflake-client from PATH.
 	SnowflakeClient string
+	// WebtunnelClient is the webtunnel transport binary; "" means
+	// lyrebird, else webtunnel-client, from PATH. meek_lite bridges use
+	// Obfs4Proxy.
+	WebtunnelClient string
 	// DisableNetwork starts tor with DisableNetwork 1 (nothing leaves the
 	// machine); Start then does not wait for bootstrap.
 	DisableNetwork bool

@@ -243,21 +243,11 @@ func buildTorrc(cfg Config, pid int) ([]string, error) {
 			return nil, err
 		}
 		lines = append(lines, "UseBridges 1")
-		for _, p := range []struct{ transport, bin, key string }{
-			{TransportObfs4, cfg.Obfs4Proxy, "Obfs4Proxy"},
-			{TransportSnowflake, cfg.SnowflakeClient, "SnowflakeClient"},
-		} {
-			if !used[p.transport] {
-				continue
-			}
-			if p.bin == "" {
-				return nil, fmt.Errorf("%w: %s bridges but no %s binary", ErrBadConfig, p.transport, p.key)
-			}
-			if err := checkLine(p.key, p.bin); err != nil {
-				return nil, err
-			}
-			lines = append(lines, "ClientTransportPlugin "+p.transport+" exec "+p.bin)
+		plugins, err := transportPlugins(cfg, used)
+		if err != nil {
+			return nil, err
 		}
+		lines = append(lines, plugins...)
 		for _, b := range bridges {
 			lines = append(lines, "Bridge "+b.Line)
 		}
