@@ -209,7 +209,17 @@ func (a *Agent) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d, err := discovery.New(h.Host(), a.id, discovery.Options{Bootstrap: bootstrap, TTL: a.opts.Config.AdvertisementTTL.D(), Logger: a.log})
+	dhtLim := a.opts.Config.DHT
+	d, err := discovery.New(h.Host(), a.id, discovery.Options{
+		Bootstrap: bootstrap,
+		TTL:       a.opts.Config.AdvertisementTTL.D(),
+		Logger:    a.log,
+		StoreLimits: discovery.StoreLimits{
+			MaxRecords:          dhtLim.MaxRecords,
+			MaxProviders:        dhtLim.MaxProviders,
+			MaxProvidersPerPeer: dhtLim.MaxProvidersPerPeer,
+		},
+	})
 	if err != nil {
 		return err
 	}

@@ -3,8 +3,17 @@ package agent
 import (
 	"time"
 
+	"github.com/mmogit/mmogit/internal/discovery"
 	"github.com/mmogit/mmogit/internal/memory"
 )
+
+// DiscoveryOf is the agent's discovery, nil until Run has started it.
+func DiscoveryOf(a *Agent) *discovery.Discovery {
+	if !a.started() {
+		return nil
+	}
+	return a.disc
+}
 
 // SetSyncIdle shortens the sync idle timeout; call before Run.
 func SetSyncIdle(a *Agent, d time.Duration) { a.syncIdle = d }

@@ -71,6 +71,24 @@ type Config struct {
 	Tor              TorSettings `json:"tor"`
 	// Sync limits the memory sync (see SyncSettings).
 	Sync SyncSettings `json:"sync"`
+	// DHT bounds what this agent's DHT server keeps for others (see
+	// DHTSettings).
+	DHT DHTSettings `json:"dht"`
+}
+
+// DHTSettings bound the advertisements and provider records this agent's
+// DHT server stores for other agents. Any fresh key can sign a valid
+// advertisement, so without caps a peer minting keys could grow the
+// agent's memory for the records' whole lifetime. Past a cap the record
+// written longest ago is dropped; the agent's own are never dropped.
+type DHTSettings struct {
+	// MaxRecords caps the signed advertisements kept for others.
+	MaxRecords int `json:"max_records"`
+	// MaxProviders caps provider records (agent X offers service S).
+	MaxProviders int `json:"max_providers"`
+	// MaxProvidersPerPeer caps one peer's provider records, so one peer
+	// cannot crowd out the others.
+	MaxProvidersPerPeer int `json:"max_providers_per_peer"`
 }
 
 // SyncSettings bound what a sync costs this agent.
@@ -156,6 +174,10 @@ func Default() Config {
 		Services:         []string{"memory_sync"},
 		AdvertisementTTL: Duration(time.Hour),
 		Sync:             SyncSettings{Concurrency: 4, QuotaMessages: 10000, QuotaBytes: 50 << 20},
+		// The discovery package's defaults (an agent test checks they
+		// agree): far above what a network of agents needs, an agent
+		// stores one advertisement and at most 32 provider records.
+		DHT: DHTSettings{MaxRecords: 4096, MaxProviders: 8192, MaxProvidersPerPeer: 32},
 		Tor: TorSettings{
 			OnionPort:        7420,
 			BootstrapTimeout: Duration(3 * time.Minute),
@@ -224,6 +246,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Sync.QuotaBytes < 0 {
 		return fieldErr("sync.quota_bytes_per_day", "%d is negative (0 = unlimited)", c.Sync.QuotaBytes)
+	}
+	for _, f := range []struct {
+		name      string
+		v, lo, hi int
+	}{
+		{"dht.max_records", c.DHT.MaxRecords, 16, 1 << 20},
+		{"dht.max_providers", c.DHT.MaxProviders, 16, 1 << 20},
+		{"dht.max_providers_per_peer", c.DHT.MaxProvidersPerPeer, 1, 1024},
+	} {
+		if f.v < f.lo || f.v > f.hi {
+			return fieldErr(f.name, "%d out of range %d..%d", f.v, f.lo, f.hi)
+		}
 	}
 	t := c.Tor
 	if t.OnionPort <= 0 || t.OnionPort > 65535 {

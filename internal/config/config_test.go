@@ -64,7 +64,13 @@ func TestLoadErrors(t *testing.T) {
 		{"obfs4 bridge without iat-mode", `{"tor":{"bridges":["obfs4 192.0.2.1:443 cert=abc"]}}`, `obfs4 needs iat-mode`},
 		{"snowflake bridge without broker", `{"tor":{"bridges":["snowflake 192.0.2.3:80 ` + testFP + ` fingerprint=` + testFP + `"]}}`,
 			`field "tor.bridges[0]": tor: bad configuration: bridge line "snowflake 192.0.2.3:80 ` + testFP + ` fingerprint=` + testFP + `": snowflake needs url=`},
-		{"unsupported transport", `{"tor":{"bridges":["webtunnel 192.0.2.1:443 url=https://x/"]}}`, `transport "webtunnel" is not supported`},
+		{"unsupported transport", `{"tor":{"bridges":["scramblesuit 192.0.2.1:443 password=x"]}}`, `transport "scramblesuit" is not supported`},
+		{"webtunnel over http", `{"tor":{"bridges":["webtunnel 192.0.2.1:443 ` + testFP + ` url=http://x/"]}}`, `field "tor.bridges[0]": tor: bad configuration: bridge line "webtunnel 192.0.2.1:443 ` + testFP + ` url=http://x/": webtunnel url=http://x/ is not an https URL`},
+		{"newline in webtunnel_client", `{"tor":{"webtunnel_client":"/x\nControlPort 1"}}`, `field "tor.webtunnel_client"`},
+		{"dht records too few", `{"dht":{"max_records":0}}`, `field "dht.max_records": 0 out of range 16..1048576`},
+		{"dht providers too many", `{"dht":{"max_providers":2000000}}`, `field "dht.max_providers": 2000000 out of range`},
+		{"dht per peer zero", `{"dht":{"max_providers_per_peer":0}}`, `field "dht.max_providers_per_peer"`},
+		{"dht unknown field", `{"dht":{"max_record":5}}`, `field "dht.max_record": unknown field`},
 		{"bad port", `{"tor":{"onion_port":70000}}`, `field "tor.onion_port": 70000 out of range`},
 		{"zero port", `{"tor":{"onion_port":0}}`, `field "tor.onion_port"`},
 		{"negative max_streams", `{"tor":{"max_streams":-1}}`, `field "tor.max_streams": -1 out of range`},
@@ -225,6 +231,12 @@ func TestLoadKeepsDefaults(t *testing.T) {
 	c, err = Parse([]byte(`{"tor":{"attach":{"control":"unix:/run/tor/control"}},"peer_transport":{"p":"direct"},"advertisement_ttl":90}`))
 	if err != nil || c.Tor.Attach == nil || c.Tor.Attach.Control != "unix:/run/tor/control" || c.PeerTransport["p"] != Direct || c.AdvertisementTTL.D() != 90*time.Second {
 		t.Fatalf("Parse = %+v, %v", c, err)
+	}
+	// A tor.json written before the dht section existed, or naming one
+	// of its fields, keeps the other defaults.
+	c2, err := Parse([]byte(`{"dht":{"max_records":100}}`))
+	if err != nil || c2.DHT.MaxRecords != 100 || c2.DHT.MaxProviders != d.DHT.MaxProviders || c2.DHT.MaxProvidersPerPeer != d.DHT.MaxProvidersPerPeer {
+		t.Fatalf("partial dht section: %+v, %v", c2.DHT, err)
 	}
 	dir := t.TempDir()
 	if err := Save(dir, c); err != nil {

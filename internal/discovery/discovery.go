@@ -244,6 +244,10 @@ func New(h host.Host, id *identity.Identity, opts Options) (*Discovery, error) {
 // stores for the DHT.
 func (d *Discovery) StoreStats() StoreStats { return d.store.Stats() }
 
+// Limits are the bounds the DHT's store enforces (Options.StoreLimits
+// with defaults filled in).
+func (d *Discovery) Limits() StoreLimits { return d.store.lim }
+
 // DHT exposes the underlying kad-dht, for the agent's status page and tests.
 func (d *Discovery) DHT() *dht.IpfsDHT { return d.dht }
 

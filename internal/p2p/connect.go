@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	ma "github.com/multiformats/go-multiaddr"
 
@@ -233,6 +234,22 @@ func localFailure(err error) bool {
 
 // connect runs the libp2p connect and classifies its error.
 func (hst *Host) connect(ctx context.Context, pi peer.AddrInfo) error {
+	if len(pi.Addrs) > 0 && !hst.connected(pi.ID) {
+		// The peerstore drops new unconnected addresses once it holds
+		// MaxPeerAddrs of them, so a flood of made-up peers in DHT answers
+		// would make the addresses we were asked to dial vanish before the
+		// swarm reads them ("no addresses"). They are held in the
+		// connected class while the dial runs (the swarm keeps or ages
+		// them as for any connection) and put back to a short TTL if it
+		// failed.
+		ps := hst.h.Peerstore()
+		ps.AddAddrs(pi.ID, pi.Addrs, peerstore.ConnectedAddrTTL)
+		defer func() {
+			if !hst.connected(pi.ID) {
+				ps.UpdateAddrs(pi.ID, peerstore.ConnectedAddrTTL, peerstore.TempAddrTTL)
+			}
+		}()
+	}
 	err := hst.h.Connect(ctx, pi)
 	switch {
 	case err == nil:

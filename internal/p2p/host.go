@@ -234,6 +234,10 @@ func (hst *Host) options(cfg Config) ([]libp2p.Option, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: connection manager: %w", err)
 	}
+	ps, err := newPeerstore()
+	if err != nil {
+		return nil, err
+	}
 	mode := cfg.Mode
 	opts := []libp2p.Option{
 		libp2p.Identity(cfg.Identity.Libp2pKey()),
@@ -241,6 +245,7 @@ func (hst *Host) options(cfg Config) ([]libp2p.Option, error) {
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		libp2p.ResourceManager(hst.rm),
+		libp2p.Peerstore(ps),
 		libp2p.ConnectionManager(cm),
 		libp2p.ConnectionGater(hst.gater),
 		libp2p.MultiaddrResolver(hst.resolver),

@@ -12,6 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/host/peerstore/pstoremem"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/x/rate"
 	ma "github.com/multiformats/go-multiaddr"
@@ -54,6 +56,35 @@ func (l Limits) withDefaults() Limits {
 		l.OnionConnBurst = 64
 	}
 	return l
+}
+
+// Peerstore bounds. libp2p's in-memory peerstore keeps up to a million
+// addresses of peers we are not connected to (DHT answers add them for two
+// minutes each); any peer can name fresh peer IDs by the thousand in its
+// answers, so the book is capped far lower. Addresses of connected peers
+// are not counted, so a flood cannot push out the peers we talk to; past
+// the cap new unconnected addresses are dropped until old ones expire.
+const (
+	MaxPeerAddrs         = 16384
+	MaxAddrsPerPeer      = 16
+	MaxSignedPeerRecords = 4096
+	MaxProtocolsPerPeer  = 128
+)
+
+// newPeerstore is libp2p's in-memory peerstore with the bounds above.
+// Peers that disconnect are removed by the host's peerstore manager
+// (go-libp2p's pstoremanager, on by default) after a grace period.
+func newPeerstore() (peerstore.Peerstore, error) {
+	ps, err := pstoremem.NewPeerstore(
+		pstoremem.WithMaxAddresses(MaxPeerAddrs),
+		pstoremem.WithMaxAddressesPerPeer(MaxAddrsPerPeer),
+		pstoremem.WithMaxSignedPeerRecords(MaxSignedPeerRecords),
+		pstoremem.WithMaxProtocols(MaxProtocolsPerPeer),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: peerstore: %w", err)
+	}
+	return ps, nil
 }
 
 // newResourceManager builds libp2p's resource manager with explicit limits
