@@ -225,28 +225,6 @@ func (a *Agent) dialable(id peer.ID, addrs []ma.Multiaddr) []ma.Multiaddr {
 	return allowed
 }
 
-// Peers implements localapi.Backend.
-func (a *Agent) Peers(ctx context.Context) ([]localapi.Peer, error) {
-	var out []localapi.Peer
-	for _, r := range a.peers.list() {
-		p := localapi.Peer{PeerID: r.PeerID, OnionAddress: r.OnionAddress, Addrs: r.Addrs, LastSeen: r.LastSeen, Services: r.Services}
-		if id, err := peer.Decode(r.PeerID); err == nil && a.started() {
-			conns := a.host.Host().Network().ConnsToPeer(id)
-			p.Connected = len(conns) > 0
-			p.Transport = string(a.peerMode(id))
-			if p.Connected {
-				p.LastSeen = time.Now().UTC() // it is connected now
-				p.Transport = a.connTransport(conns[0])
-			}
-		}
-		if p.Addrs == nil {
-			p.Addrs = []string{}
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
 func (a *Agent) peerMode(id peer.ID) config.Transport {
 	for k, t := range a.opts.Config.PeerTransport {
 		if pid, err := resolvePeerKey(k); err == nil && pid == id {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/mmogit/mmogit/internal/localapi"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -24,6 +25,8 @@ type peerRecord struct {
 	Services     []string  `json:"services,omitempty"`
 	LastSeen     time.Time `json:"last_seen,omitzero"`
 	LastSync     time.Time `json:"last_sync,omitzero"`
+	// LastCounts is what the last completed sync moved.
+	LastCounts *localapi.SyncCounts `json:"last_sync_counts,omitempty"`
 }
 
 // peerBook persists known peers across restarts.

@@ -91,7 +91,7 @@ func (a *Agent) handleSync(s network.Stream) {
 	// peers.json (a later bare sync dials the trust list, not this book).
 	if entry.Read || entry.Write {
 		a.rememberPeer(remote)
-		a.peers.touch(remote, true)
+		a.peers.synced(remote, st)
 	}
 	if st.Rejected > 0 {
 		// Forged, tampered or malformed messages: none was stored.
@@ -230,7 +230,7 @@ func (a *Agent) syncOne(ctx context.Context, ai peer.AddrInfo, onionHost string,
 		s.Reset()
 		return fail(err)
 	}
-	a.peers.touch(ai.ID, true)
+	a.peers.synced(ai.ID, st)
 	res.DurationMs = ms(time.Since(start))
 	return res
 }

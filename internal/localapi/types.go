@@ -109,6 +109,25 @@ type Peer struct {
 	Connected    bool      `json:"connected"`
 	LastSeen     time.Time `json:"last_seen,omitzero"`
 	Services     []string  `json:"services,omitempty"`
+	// LastSync is when the last sync session with the peer (opened by
+	// either side) completed, and LastSyncCounts what it moved.
+	LastSync       time.Time   `json:"last_sync,omitzero"`
+	LastSyncCounts *SyncCounts `json:"last_sync_counts,omitempty"`
+	// Read and Write are the roles the trust list gives the peer; Alias
+	// its name there.
+	Read  bool   `json:"read"`
+	Write bool   `json:"write"`
+	Alias string `json:"alias,omitempty"`
+}
+
+// SyncCounts is what one sync session moved: messages received and
+// stored, sent, rejected (failed verification) and refused (the peer may
+// not store them here).
+type SyncCounts struct {
+	Received int `json:"received"`
+	Sent     int `json:"sent"`
+	Rejected int `json:"rejected"`
+	Refused  int `json:"refused"`
 }
 
 // AdvertiseRequest is POST /v1/advertise.
