@@ -1,0 +1,259 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/mmogit/mmogit/internal/cluster"
+)
+
+// chromiumPath finds Debian's chromium (scripts/deps.sh installs it). A
+// missing browser skips the page tests on a developer machine and fails
+// them under CI=true, where it means a broken image.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("MMOGIT_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	msg := "chromium not installed (scripts/deps.sh installs it; apt-get install -y chromium)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg + "; under CI=true the status page tests must run, not skip")
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// page is `mmogit ui` for one agent, open in a headless chromium.
+type page struct {
+	t     *testing.T
+	ctx   context.Context // the browser tab
+	url   string          // the printed URL (token spent by the first load)
+	shots string          // where screenshots go
+}
+
+// openPage starts `mmogit ui` for a (its own process, talking to the
+// agent over the local API) and loads the printed URL in a headless
+// chromium. Both stop when the test ends.
+func openPage(t *testing.T, a *cluster.Agent) *page {
+	t.Helper()
+	chromium := chromiumPath(t)
+	uctx, ucancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(uctx, bin, "--config-dir", a.Dir, "--json", "ui", "--no-open")
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ucancel()
+		// Stopped by SIGTERM: a clean exit is reported as the context's error.
+		if err := cmd.Wait(); err != nil && !errors.Is(err, context.Canceled) && !strings.Contains(err.Error(), "signal: terminated") {
+			t.Errorf("mmogit ui: %v\n%s", err, errb.String())
+		}
+		if s := errb.String(); strings.Contains(s, "panic:") || strings.Contains(s, "DATA RACE") {
+			t.Errorf("mmogit ui stderr:\n%s", s)
+		}
+	})
+	var out struct{ URL, Listen string }
+	if err := json.NewDecoder(stdout).Decode(&out); err != nil || !strings.HasPrefix(out.URL, "http://127.0.0.1:") || !strings.Contains(out.URL, "token=") {
+		t.Fatalf("mmogit --json ui printed %+v (%v): want a loopback URL with a token\n%s", out, err, errb.String())
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true), chromedp.DisableGPU, chromedp.WindowSize(1280, 1000),
+		chromedp.UserDataDir(t.TempDir()))
+	if os.Geteuid() == 0 {
+		opts = append(opts, chromedp.NoSandbox) // chromium refuses to run as root with its sandbox
+	}
+	actx, acancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	bctx, bcancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { bcancel(); acancel() })
+	shots := os.Getenv("MMOGIT_UI_SHOTS")
+	if shots == "" {
+		shots = t.TempDir()
+	} else if err := os.MkdirAll(shots, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// The first run starts the browser, which lives as long as that
+	// run's context: bctx, not a timeout derived from it.
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start chromium %s: %v", chromium, err)
+	}
+	p := &page{t: t, ctx: bctx, url: out.URL, shots: shots}
+	p.do(chromedp.Navigate(out.URL))
+	loc := evalJS[string](p, `document.location.toString()`)
+	if strings.Contains(loc, "token=") {
+		t.Errorf("after the first load the address bar still holds the token: %s", loc)
+	}
+	return p
+}
+
+// do runs browser actions, failing the test on an error.
+func (p *page) do(actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		p.t.Fatalf("chromium: %v", err)
+	}
+}
+
+// evalJS evaluates a JavaScript expression in the page.
+func evalJS[T any](p *page, expr string) T {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, time.Minute)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		p.t.Fatalf("chromium: evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// text is the page's visible text.
+func (p *page) text() string {
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	return s
+}
+
+// waitJS waits until the JavaScript expression is true, failing the
+// test (with a screenshot and the page's text) after timeout.
+func (p *page) waitJS(what, expr string, timeout time.Duration) {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.shot("failed-" + strings.ReplaceAll(what, " ", "-"))
+			p.t.Fatalf("page never showed %s within %s (%s; last error %v); page text:\n%s", what, timeout, expr, err, p.text())
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// shot writes a full-page PNG screenshot named for the state shown.
+func (p *page) shot(name string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		p.t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	f := filepath.Join(p.shots, p.t.Name()+"-"+name+".png")
+	f = strings.ReplaceAll(f, string(filepath.Separator)+"TestStatusPage/", string(filepath.Separator))
+	if err := os.WriteFile(f, buf, 0o600); err != nil {
+		p.t.Errorf("screenshot: %v", err)
+		return
+	}
+	p.t.Logf("screenshot: %s", f)
+}
+
+
+// js quotes s as a JavaScript string.
+func js(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// TestStatusPage drives `mmogit ui` in a real headless chromium against a
+// real agent on the private Tor network: the bootstrap bar and the onion
+// service's publication, a peer appearing after `tor connect` with its
+// transport, an agent found by discovery, a synced memory with its valid
+// badge, and "sync now" bringing a new memory without a page reload.
+func TestStatusPage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("two agents on the private Tor network and a browser: slow")
+	}
+	chromiumPath(t)
+	ag := startAgents(t, agentSpec{name: "viewed"}, agentSpec{name: "other", services: []string{"memory_sync"}})
+	a, b := ag[0], ag[1]
+	post(t, b, "first memory from other")
+	p := openPage(t, a)
+
+	p.waitJS("the bootstrap bar at 100% and the onion service published",
+		`document.getElementById("bootstrap").value === 100 && document.getElementById("published").textContent === "published" && document.getElementById("onion").textContent === `+js(a.ID.OnionAddress()),
+		time.Minute)
+	p.waitJS("the QR code", `document.getElementById("qr").complete && document.getElementById("qr").naturalWidth > 0`, 30*time.Second)
+	p.shot("1-bootstrapped")
+
+	row := `document.querySelector('#peers tr[data-peer-id="` + b.ID.PeerID().String() + `"]')`
+	if evalJS[bool](p, row+` !== null`) {
+		t.Errorf("the other agent is listed as a peer before any connection")
+	}
+	if _, err := run(t, a, "tor", "connect", b.ID.OnionAddress()); err != nil {
+		t.Fatal(err)
+	}
+	p.waitJS("the peer connected over tor", row+` !== null && `+row+`.querySelector(".transport").textContent === "tor · connected"`, time.Minute)
+	p.shot("2-peer-connected")
+
+	// The other agent publishes its ad now that it has a DHT peer; the
+	// page then looks it up (re-asking while it is not found: the DHT
+	// through tor can take a moment).
+	if _, err := run(t, b, "tor", "advertise", "--services", "memory_sync"); err != nil {
+		t.Fatal(err)
+	}
+	found := `document.querySelector('#found ul[data-service="memory_sync"] li.ad[data-onion="` + b.ID.OnionAddress() + `"]') !== null`
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		p.do(chromedp.SetValue(chromedp.CSS("#discover-service"), "memory_sync"), chromedp.Click(chromedp.CSS("#discover-form button")))
+		ok := false
+		for range 40 {
+			time.Sleep(500 * time.Millisecond)
+			if ok = evalJS[bool](p, found); ok {
+				break
+			}
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			p.waitJS("the discovered agent", found, time.Second)
+		}
+	}
+	p.shot("3-discovered")
+
+	memory := func(text string) string {
+		return `[...document.querySelectorAll("#memories li")].some(li => li.querySelector(".text") && li.querySelector(".text").textContent === ` + js(text) + ` && li.querySelector(".badge.valid") !== null && li.querySelector(".badge.valid").textContent === "valid")`
+	}
+	if _, err := run(t, a, "sync"); err != nil {
+		t.Fatal(err)
+	}
+	p.waitJS("the synced memory with its valid badge", memory("first memory from other"), 30*time.Second)
+	p.waitJS("the peer's last sync counts", row+`.querySelector(".counts").textContent.startsWith("1 received")`, 30*time.Second)
+	p.shot("4-synced")
+
+	post(t, b, "second memory from other")
+	p.do(chromedp.Click(chromedp.CSS("#sync-now")))
+	p.waitJS("the memory brought by sync now", memory("second memory from other"), 2*time.Minute)
+	p.shot("5-sync-now")
+	if n := evalJS[string](p, `document.body.dataset.loads`); n != "1" {
+		t.Errorf("the page was loaded %s times: live updates must not reload it", n)
+	}
+	t.Logf("page polls: %s; screenshots in %s", evalJS[string](p, `document.body.dataset.polls`), p.shots)
+}
