@@ -21,20 +21,27 @@ import (
 // them under CI=true, where it means a broken image.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("MMOGIT_CHROMIUM"); p != "" {
+	p, err := findChromium()
+	if err == nil {
 		return p
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%v; under CI=true the status page tests must run, not skip", err)
+	}
+	t.Skip(err)
+	return ""
+}
+
+func findChromium() (string, error) {
+	if p := os.Getenv("MMOGIT_CHROMIUM"); p != "" {
+		return p, nil
 	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
-			return p
+			return p, nil
 		}
 	}
-	msg := "chromium not installed (scripts/deps.sh installs it; apt-get install -y chromium)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + "; under CI=true the status page tests must run, not skip")
-	}
-	t.Skip(msg)
-	return ""
+	return "", errors.New("chromium not installed (scripts/deps.sh installs it; apt-get install -y chromium)")
 }
 
 // page is `mmogit ui` for one agent, open in a headless chromium.
@@ -256,4 +263,22 @@ func TestStatusPage(t *testing.T) {
 		t.Errorf("the page was loaded %s times: live updates must not reload it", n)
 	}
 	t.Logf("page polls: %s; screenshots in %s", evalJS[string](p, `document.body.dataset.polls`), p.shots)
+}
+
+// pageActions drives the page of a tor-only agent that is connected to
+// other: a connect to other's IP address (which the agent's policy must
+// refuse), sync now and a discovery, so the anonymity trace covers what
+// the page makes the agent do.
+func pageActions(t *testing.T, p *page, other *cluster.Agent) {
+	t.Helper()
+	p.waitJS("the onion service published", `document.getElementById("published").textContent === "published"`, time.Minute)
+	log := `document.getElementById("messages").textContent`
+	direct := "/ip4/127.0.0.1/tcp/7420/p2p/" + other.ID.PeerID().String()
+	p.do(chromedp.SetValue(chromedp.CSS("#connect-target"), direct), chromedp.Click(chromedp.CSS("#connect-form button")))
+	p.waitJS("the policy refusal of an IP address", log+`.includes("tor mode")`, time.Minute)
+	p.do(chromedp.Click(chromedp.CSS("#sync-now")))
+	p.waitJS("the result of sync now", log+`.includes("sync `+other.ID.PeerID().String()+`: received")`, 2*time.Minute)
+	p.do(chromedp.SetValue(chromedp.CSS("#discover-service"), "memory_sync"), chromedp.Click(chromedp.CSS("#discover-form button")))
+	p.waitJS("a discovery answer", `[...document.querySelectorAll("#found h3")].some(h => h.textContent.includes("found, looked"))`, 2*time.Minute)
+	p.shot("traced-agent")
 }

@@ -145,7 +145,18 @@ func TestTorOnlyTrace(t *testing.T) {
 		t.Errorf("onion service target: %v, %v: want the 0600 unix socket <config>/onion.sock", fi, err)
 	}
 
+	// The status page is open (chromium polling it, `mmogit ui` asking
+	// the agent) for the whole trace; only the agent is traced.
+	var pg *page
+	if _, err := findChromium(); err == nil || os.Getenv("CI") == "true" {
+		pg = openPage(t, a)
+	} else {
+		t.Logf("tracing without the status page open: %v", err)
+	}
 	exerciseTraced(t, a, other)
+	if pg != nil {
+		pageActions(t, pg, other)
+	}
 
 	if err := a.Stop(ctx); err != nil {
 		t.Fatalf("traced agent did not stop cleanly: %v", err)
