@@ -5,7 +5,7 @@
 # trace test), python3 (advertisement vector cross-check), gcc (cgo for the
 # race detector in the e2e tests), age (memory encryption interop tests),
 # snowflake-client where Debian has it (snowflake bridge torrc test),
-# and the Go modules.
+# chromium (the status page tests drive it headless), and the Go modules.
 set -euo pipefail
 need=()
 command -v tor >/dev/null 2>&1 || need+=(tor)
@@ -27,6 +27,9 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v age >/dev/null 2>&1 || need+=(age)
 # The e2e tests build the agent with -race, which needs cgo.
 command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
+# The status page tests (`mmogit ui`) run in a real headless chromium;
+# under CI=true they fail without it.
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ] || [ "$need_obfs4" = 1 ] || [ "$need_snowflake" = 1 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
