@@ -113,4 +113,3 @@ func openBrowser(url string) error {
 	go cmd.Wait()
 	return nil
 }
-

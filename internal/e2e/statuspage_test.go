@@ -184,7 +184,6 @@ func (p *page) shot(name string) {
 	p.t.Logf("screenshot: %s", f)
 }
 
-
 // js quotes s as a JavaScript string.
 func js(s string) string { b, _ := json.Marshal(s); return string(b) }
 

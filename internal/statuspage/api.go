@@ -315,4 +315,3 @@ func (d *discoveries) run(ctx context.Context) {
 		}
 	}
 }
-

@@ -102,7 +102,7 @@ type Server struct {
 	agent Agent
 	local Local
 	log   *slog.Logger
-	self  string // host:port of the listener
+	self  string          // host:port of the listener
 	hosts map[string]bool // acceptable Host headers
 
 	token     string // one-time, in the printed URL
@@ -126,7 +126,7 @@ func New(ln net.Listener, agent Agent, local Local, log *slog.Logger) (*Server, 
 	self := net.JoinHostPort(tcp.IP.String(), port)
 	s := &Server{agent: agent, local: local, log: log, self: self,
 		hosts: map[string]bool{
-			self:                               true,
+			self:                                true,
 			net.JoinHostPort("localhost", port): true,
 		},
 		token: randomHex(), session: randomHex(),
