@@ -254,10 +254,25 @@ func TestStatusPage(t *testing.T) {
 	p.waitJS("the peer's last sync counts", row+`.querySelector(".counts").textContent.startsWith("1 received")`, 30*time.Second)
 	p.shot("4-synced")
 
+	// Trust actions: the row's button takes the roles away and gives
+	// them back (the trust list the next sync applies).
+	roles := row + `.querySelector(".roles").textContent`
+	p.waitJS("the peer's trust roles", roles+` === "read, write"`, 10*time.Second)
+	trustButton := chromedp.CSS(`#peers tr[data-peer-id="` + b.ID.PeerID().String() + `"] button[data-peer]`)
+	p.do(chromedp.Click(trustButton))
+	p.waitJS("the peer untrusted", roles+` === "stranger"`, 30*time.Second)
+	p.do(chromedp.Click(trustButton))
+	p.waitJS("the peer trusted again", roles+` === "read, write"`, 30*time.Second)
+	p.do(chromedp.Click(chromedp.CSS("#invite-form button")))
+	p.waitJS("an invite line", `document.getElementById("invite-out").textContent.startsWith("mmogit-invite1:")`, 30*time.Second)
+	p.do(chromedp.SetValue(chromedp.CSS("#advertise-services"), "memory_sync,chat"), chromedp.Click(chromedp.CSS("#advertise-form button")))
+	p.waitJS("the advertised services", `document.getElementById("advertising").textContent === "chat, memory_sync"`, time.Minute)
+	p.shot("5-actions")
+
 	post(t, b, "second memory from other")
 	p.do(chromedp.Click(chromedp.CSS("#sync-now")))
 	p.waitJS("the memory brought by sync now", memory("second memory from other"), 2*time.Minute)
-	p.shot("5-sync-now")
+	p.shot("6-sync-now")
 	if n := evalJS[string](p, `document.body.dataset.loads`); n != "1" {
 		t.Errorf("the page was loaded %s times: live updates must not reload it", n)
 	}
