@@ -77,7 +77,7 @@ offered is counted as "refused".`,
 func newPeersCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "peers",
-		Short: "List known peers with their addresses, transport and last-seen time",
+		Short: "List known peers with their addresses, transport, last-seen and last-sync time, and trust roles",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ps, err := apiClient().Peers(cmd.Context())
@@ -102,7 +102,14 @@ func newPeersCmd() *cobra.Command {
 					} else if !p.LastSeen.IsZero() {
 						seen = time.Since(p.LastSeen).Round(time.Second).String() + " ago"
 					}
-					fmt.Fprintf(w, "%s  %-9s %-6s seen %s  %v\n", p.PeerID, state, p.Transport, seen, p.Addrs)
+					synced := "never synced"
+					if !p.LastSync.IsZero() {
+						synced = "synced " + time.Since(p.LastSync).Round(time.Second).String() + " ago"
+						if c := p.LastSyncCounts; c != nil {
+							synced += fmt.Sprintf(" (%d received, %d sent, %d rejected, %d refused)", c.Received, c.Sent, c.Rejected, c.Refused)
+						}
+					}
+					fmt.Fprintf(w, "%s  %-9s %-6s seen %s  %s  trust %s  %v\n", p.PeerID, state, p.Transport, seen, synced, rolesText(p.Read, p.Write), p.Addrs)
 				}
 			})
 		},
