@@ -75,8 +75,38 @@ type Invite struct {
 type Dir struct {
 	Path string
 
-	mu    sync.Mutex
-	store *memory.Store
+	mu     sync.Mutex
+	store  *memory.Store
+	opened map[string]opened // by message ID (a hash of the signed bytes)
+}
+
+// opened is what open returned for one message: the page polls every
+// 1.5 s, and decrypting every sealed message on each poll would cost
+// an X25519 operation per message per poll.
+type opened struct {
+	text                string
+	encrypted, readable bool
+}
+
+// maxOpened bounds the cache; past it, it starts over.
+const maxOpened = 20000
+
+// open is the package-level open with a cache.
+func (d *Dir) open(id, content string, priv ed25519.PrivateKey) (string, bool, bool) {
+	d.mu.Lock()
+	o, ok := d.opened[id]
+	d.mu.Unlock()
+	if ok && id != "" {
+		return o.text, o.encrypted, o.readable
+	}
+	o.text, o.encrypted, o.readable = open(content, priv)
+	d.mu.Lock()
+	if d.opened == nil || len(d.opened) >= maxOpened {
+		d.opened = map[string]opened{}
+	}
+	d.opened[id] = o
+	d.mu.Unlock()
+	return o.text, o.encrypted, o.readable
 }
 
 // Markers shown instead of content this identity cannot read (the same
@@ -153,7 +183,7 @@ func (d *Dir) Memories(ctx context.Context, query string, limit int) (MemoryList
 		if e.Err != nil {
 			m.Error = e.Err.Error()
 		}
-		m.Text, m.Encrypted, m.Readable = open(e.Message.Content, priv)
+		m.Text, m.Encrypted, m.Readable = d.open(e.ID, e.Message.Content, priv)
 		if m.Readable {
 			if sm, err := memory.ParseMemory(m.Text); err == nil {
 				m.Type, m.Text = string(sm.Memory.Type), sm.Memory.Text()
