@@ -46,8 +46,11 @@ import (
 //go:embed assets
 var assets embed.FS
 
-// CookieName is the session cookie set by the first load with the token.
-const CookieName = "mmogit_ui"
+// CookiePrefix starts the name of the session cookie set by the first
+// load with the token; the port follows, because browsers share cookies
+// between the ports of one host and two `mmogit ui` (two config dirs)
+// must not log each other out.
+const CookiePrefix = "mmogit_ui_"
 
 // Agent is the part of the agent's local API the page uses;
 // *localapi.Client implements it.
@@ -99,11 +102,12 @@ func Listen(addr string) (net.Listener, error) {
 
 // Server serves the page. Create it with New.
 type Server struct {
-	agent Agent
-	local Local
-	log   *slog.Logger
-	self  string          // host:port of the listener
-	hosts map[string]bool // acceptable Host headers
+	agent  Agent
+	local  Local
+	log    *slog.Logger
+	self   string          // host:port of the listener
+	cookie string          // the session cookie's name
+	hosts  map[string]bool // acceptable Host headers
 
 	token     string // one-time, in the printed URL
 	session   string // the cookie's value
@@ -124,7 +128,7 @@ func New(ln net.Listener, agent Agent, local Local, log *slog.Logger) (*Server, 
 	}
 	port := strconv.Itoa(tcp.Port)
 	self := net.JoinHostPort(tcp.IP.String(), port)
-	s := &Server{agent: agent, local: local, log: log, self: self,
+	s := &Server{agent: agent, local: local, log: log, self: self, cookie: CookiePrefix + port,
 		hosts: map[string]bool{
 			self:                                true,
 			net.JoinHostPort("localhost", port): true,
@@ -201,7 +205,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			s.redeem(w, r, tok)
 			return
 		}
-		c, err := r.Cookie(CookieName)
+		c, err := r.Cookie(s.cookie)
 		if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.session)) != 1 {
 			http.Error(w, "unauthorized: open the URL that `mmogit ui` printed (it carries a one-time token)", http.StatusUnauthorized)
 			return
@@ -233,13 +237,13 @@ func (s *Server) redeem(w http.ResponseWriter, r *http.Request, tok string) {
 	if !ok {
 		// A browser that already has the cookie (a reload of the
 		// printed URL) just goes on to the page.
-		if c, err := r.Cookie(CookieName); err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.session)) == 1 {
+		if c, err := r.Cookie(s.cookie); err == nil && subtle.ConstantTimeCompare([]byte(c.Value), []byte(s.session)) == 1 {
 			http.Redirect(w, r, "/", http.StatusSeeOther)
 			return
 		}
 		http.Error(w, "unauthorized: this token is wrong or was already used; restart `mmogit ui` for a new URL", http.StatusUnauthorized)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: s.session, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, &http.Cookie{Name: s.cookie, Value: s.session, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/", http.StatusSeeOther)
 }

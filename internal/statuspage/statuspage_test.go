@@ -73,7 +73,7 @@ func login(t *testing.T, s *Server) *http.Client {
 		t.Fatalf("first load with the token: %s, Location %q: want 303 to /", resp.Status, resp.Header.Get("Location"))
 	}
 	sc := resp.Header.Get("Set-Cookie")
-	for _, want := range []string{CookieName + "=", "HttpOnly", "SameSite=Strict"} {
+	for _, want := range []string{s.cookie + "=", "HttpOnly", "SameSite=Strict"} {
 		if !strings.Contains(sc, want) {
 			t.Errorf("Set-Cookie %q lacks %q", sc, want)
 		}
@@ -150,6 +150,8 @@ func TestRefused(t *testing.T) {
 		{"foreign Host, other port", c, "GET", "/", nil, "127.0.0.1:1", http.StatusForbidden},
 		{"foreign Origin", c, "POST", "/api/sync", map[string]string{"Origin": "http://evil.example"}, "", http.StatusForbidden},
 		{"no Origin on a POST", c, "POST", "/api/sync", nil, "", http.StatusForbidden},
+		{"Origin of another loopback port", c, "POST", "/api/sync", map[string]string{"Origin": "http://127.0.0.1:1"}, "", http.StatusForbidden},
+		{"same-site (another port) fetch", c, "POST", "/api/sync", map[string]string{"Origin": origin, "Sec-Fetch-Site": "same-site"}, "", http.StatusForbidden},
 		{"cross-site fetch", c, "POST", "/api/sync", map[string]string{"Origin": origin, "Sec-Fetch-Site": "cross-site"}, "", http.StatusForbidden},
 		{"same-origin POST", c, "POST", "/api/sync", map[string]string{"Origin": origin, "Sec-Fetch-Site": "same-origin"}, "", http.StatusOK},
 	}
