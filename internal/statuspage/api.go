@@ -37,6 +37,9 @@ type Discovery struct {
 	Error   string                   `json:"error,omitempty"`
 }
 
+// retryFailed is how soon a failed lookup runs again.
+const retryFailed = 10 * time.Second
+
 // maxMemories bounds the memories one poll carries.
 const maxMemories = 200
 
@@ -298,6 +301,9 @@ func (d *discoveries) run(ctx context.Context) {
 			x.Running, x.At, x.Error = false, time.Now().UTC(), ""
 			if err != nil {
 				x.Error = err.Error()
+				// Soon again, not in a minute: the agent may still be
+				// starting, or its DHT still empty.
+				x.At = x.At.Add(retryFailed - d.refresh)
 				d.log.Debug("status page: discover failed", "service", svc, "err", err)
 			} else {
 				x.Ads = res.Ads
