@@ -49,9 +49,9 @@ const (
 	DefaultIdle      = 30 * time.Second
 	maxIDsPerRequest = 512
 	maxOutstanding   = 4
-	responseBudget   = 4 << 20  // the most one response carries
-	minBudget        = 64 << 10 // the least a version 3 request may ask for
-	firstBudget      = 1 << 20  // before any throughput is measured
+	responseBudget   = 4 << 20   // the most one response carries
+	minBudget        = 64 << 10  // the least a version 3 request may ask for
+	firstBudget      = 256 << 10 // before any throughput is measured
 	batchTime        = 2 * time.Second
 	pushMax          = 8     // a difference up to this many IDs each way is pushed
 	idsPerFrame      = 50000 // 50,000 × 67 bytes ≈ 3.4 MB
