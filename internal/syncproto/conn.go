@@ -125,21 +125,40 @@ func (c *conn) sinceProgress() time.Duration {
 	return time.Since(time.Unix(0, c.progress.Load()))
 }
 
-// progressReader refreshes the read deadline before every read and notes
-// every byte that arrives: reading fails only when nothing arrives for the
-// idle timeout, however large the frame.
-type progressReader struct{ c *conn }
+// progressFloor is the least that counts as progress short of a whole
+// frame: a peer dripping a byte now and then (slowloris) makes none, while
+// a slow circuit at 1 KB/s makes some every few seconds.
+const progressFloor = 4 << 10
+
+// progressReader reads with a deadline of the last progress plus the idle
+// timeout, and counts progress: a whole frame (readLoop) or progressFloor
+// bytes of one. Reading fails only when no progress is made for the idle
+// timeout, however large the frame.
+type progressReader struct {
+	c    *conn
+	part *int // bytes since the last progress
+}
 
 func (r progressReader) Read(p []byte) (int, error) {
 	c := r.c
-	if c.dl != nil {
-		c.dl.SetReadDeadline(time.Now().Add(c.idle))
-		if c.quit.Load() { // abort raced with the line above
-			c.dl.SetReadDeadline(time.Unix(1, 0))
+	var n int
+	var err error
+	for {
+		if c.dl != nil {
+			c.dl.SetReadDeadline(time.Unix(0, c.progress.Load()).Add(c.idle))
+			if c.quit.Load() { // abort raced with the line above
+				c.dl.SetReadDeadline(time.Unix(1, 0))
+			}
+		}
+		n, err = c.rw.Read(p)
+		// Our writes moving counts too (a peer busy reading a long
+		// answer sends nothing meanwhile): read on.
+		if n > 0 || err == nil || !isTimeout(err) || c.quit.Load() || c.sinceProgress() >= c.idle {
+			break
 		}
 	}
-	n, err := c.rw.Read(p)
-	if n > 0 {
+	if *r.part += n; *r.part >= progressFloor {
+		*r.part = 0
 		c.touch()
 	}
 	return n, err
@@ -197,15 +216,18 @@ func (b *inbox) pop() (inbound, bool) {
 // peer sends nothing).
 func (c *conn) readLoop(box *inbox, done chan<- struct{}) {
 	defer close(done)
+	part := 0
 	for {
 		if c.quit.Load() {
 			return
 		}
-		m, n, err := ReadFrame(progressReader{c}, c.max)
+		m, n, err := ReadFrame(progressReader{c, &part}, c.max)
 		if err != nil {
 			box.push(inbound{n: n, err: err})
 			return
 		}
+		part = 0
+		c.touch()
 		if !box.push(inbound{m: m, n: n}) {
 			box.push(inbound{err: fmt.Errorf("%w: peer sent more than %d bytes the session has not processed yet", ErrProtocol, box.limit)})
 			return
