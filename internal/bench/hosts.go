@@ -69,6 +69,7 @@ func newPeerHost(ctx context.Context, cfg p2p.Config, store *memory.Store) (*pee
 	})
 	if store != nil {
 		h.Host().SetStreamHandler(agent.SyncProtocol, ph.handleSync)
+		h.Host().SetStreamHandler(agent.SyncProtocol3, ph.handleSync)
 	}
 	return ph, nil
 }
@@ -93,7 +94,7 @@ func (ph *peerHost) handleSync(s network.Stream) {
 func syncOptions(id *identity.Identity, remote peer.ID) syncproto.Options {
 	o := syncproto.Options{Identity: id.Private, RequireAuth: true}
 	if pub, err := identity.PublicFromPeerID(remote); err == nil {
-		o.ExpectPeer = pub
+		o.ExpectPeer, o.TransportAuthenticated = pub, true
 	}
 	return o
 }

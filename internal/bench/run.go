@@ -51,8 +51,19 @@ type Options struct {
 	// DirectScale is the largest in-process direct-TCP network discovery
 	// is timed on, after the DiscoverSizes.
 	DirectScale int
-	// Iterations is the number of timed connections per side.
+	// Iterations is the number of interleaved rounds of the connect and
+	// sync_small measurements (ours and raw in each); at least 5 for the
+	// published figures.
 	Iterations int
+	// SyncRounds is the number of interleaved rounds of the full syncs
+	// (each into a new empty store, then the raw pushes).
+	SyncRounds int
+	// NoAgents skips the agent-process measurements (startup, discovery,
+	// memory), which take most of a run.
+	NoAgents bool
+	// Profile is the network's shaping profile ("loopback", the default;
+	// others need a testnet built with them).
+	Profile string
 	// Progress, if set, receives one line per step.
 	Progress func(string)
 }
@@ -82,6 +93,15 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Iterations <= 0 {
 		o.Iterations = DefaultIterations
+	}
+	if o.SyncRounds <= 0 {
+		o.SyncRounds = DefaultIterations
+	}
+	if o.Profile == "" {
+		o.Profile = "loopback"
+	}
+	if o.Profile != "loopback" {
+		return fmt.Errorf("bench: profile %q: this build's private network has only the loopback profile", o.Profile)
 	}
 	return nil
 }
@@ -121,9 +141,11 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	var rows []Row
 	// Agents first, while nothing else loads the two cores; they are
 	// stopped before the transfers start.
-	agentRows, err := measureAgents(ctx, e, o, progress)
-	if err != nil {
-		return nil, err
+	var agentRows []Row
+	if !o.NoAgents {
+		if agentRows, err = measureAgents(ctx, e, o, progress); err != nil {
+			return nil, err
+		}
 	}
 	netRows, err := measureNetwork(ctx, e, o, progress)
 	if err != nil {
@@ -275,12 +297,12 @@ func measureNetwork(ctx context.Context, e *env, o Options, progress func(string
 		return nil, err
 	}
 	defer target.close()
-	progress("connect: %d new onion connections each, ours and raw interleaved", o.Iterations)
+	progress("connect: %d new onion connections each, ours and raw interleaved (profile %s)", o.Iterations, o.Profile)
 	rows, err := measureConnectOnion(ctx, e, target, o.Iterations)
 	if err != nil {
 		return nil, err
 	}
-	onionRows, err := measureOnionSync(ctx, e, holderID, holderStore, target, progress)
+	onionRows, err := measureOnionSync(ctx, e, o, holderID, holderStore, target, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +332,7 @@ func prepareHolder(ctx context.Context, o Options) (*identity.Identity, *memory.
 }
 
 // measureOnionSync: full sync over onion, the raw push, then incremental.
-func measureOnionSync(ctx context.Context, e *env, id *identity.Identity, st *memory.Store, target *peerHost, progress func(string, ...any)) ([]Row, error) {
+func measureOnionSync(ctx context.Context, e *env, o Options, id *identity.Identity, st *memory.Store, target *peerHost, progress func(string, ...any)) ([]Row, error) {
 	holder, err := e.newTorClient(ctx, id, st, nil)
 	if err != nil {
 		return nil, err
@@ -328,16 +350,20 @@ func measureOnionSync(ctx context.Context, e *env, id *identity.Identity, st *me
 	if err != nil {
 		return nil, err
 	}
-	progress("sync over onion: %d memories, then the raw push of as many bytes", n)
-	r, err := measureSync(ctx, p, n)
+	progress("sync over onion: %d memories, then the raw push of as many bytes, %d rounds", n, o.SyncRounds)
+	r, err := measureSync(ctx, p, n, o.SyncRounds, o.Dir, progress)
 	if err != nil {
 		return nil, err
 	}
-	inc, err := measureIncremental(ctx, p, r.sync)
+	inc, err := measureIncremental(ctx, p, r.sync[len(r.sync)-1])
 	if err != nil {
 		return nil, err
 	}
-	return append(syncRows("onion", r), inc), nil
+	small, err := measureSmall(ctx, e, p, o.Iterations, progress)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(syncRows("onion", r), inc), small...), nil
 }
 
 // measureDirectSync: the same sync between direct-mode hosts on TCP
@@ -365,7 +391,7 @@ func measureDirectSync(ctx context.Context, e *env, o Options, id *identity.Iden
 		return nil, err
 	}
 	progress("sync over direct TCP: %d memories, then the raw push", n)
-	r, err := measureSync(ctx, syncPair{holder: holder, recv: recv, kind: "direct", dialRaw: e.dialTCP}, n)
+	r, err := measureSync(ctx, syncPair{holder: holder, recv: recv, kind: "direct", dialRaw: e.dialTCP}, n, o.SyncRounds, o.Dir, progress)
 	if err != nil {
 		return nil, err
 	}

@@ -64,16 +64,28 @@ func (hst *Host) OpenStream(ctx context.Context, pi peer.AddrInfo, proto protoco
 // after identify).
 type lazyStream struct {
 	network.Stream
-	rw io.ReadWriteCloser
+	rw       io.ReadWriteCloser
+	answered bool // a byte of the protocol's own arrived: negotiated
 }
 
 func (s *lazyStream) Read(b []byte) (int, error) {
 	n, err := s.rw.Read(b)
-	var ns msmux.ErrNotSupported[protocol.ID]
-	if errors.As(err, &ns) {
+	if err != nil && !s.answered && notSupported(err) {
 		err = fmt.Errorf("%w: %w", ErrProtocolNotSupported, err)
 	}
+	if n > 0 {
+		s.answered = true
+	}
 	return n, err
+}
+
+// notSupported: the peer answered "na", or reset the stream as libp2p
+// does when it cannot negotiate (the reset may overtake the "na").
+func notSupported(err error) bool {
+	var ns msmux.ErrNotSupported[protocol.ID]
+	var se *network.StreamError
+	return errors.As(err, &ns) ||
+		errors.As(err, &se) && se.Remote && se.ErrorCode == network.StreamProtocolNegotiationFailed
 }
 
 func (s *lazyStream) Write(b []byte) (int, error) { return s.rw.Write(b) }
