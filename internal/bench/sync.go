@@ -269,7 +269,8 @@ func measureSmall(ctx context.Context, e *env, p syncPair, rounds int, progress 
 		RoundsRow("sync_small", "s", ours, raw, 0, fmt.Sprintf("1 new memory each side of %d shared; new onion connection + sync until both stored "+
 			"vs raw SOCKS connect + 1 round trip", shared-1)).WithTarget(true, 1.5),
 		RoundsRow("rtts_sync_small", "round trips", rtts, nil, 1, "circuit round trips from stream open to the deltas stored, counted by the "+
-			"protocol (Stats.RoundTrips: deepest causal hop / 2); raw = 1").WithTarget(true, 1),
+			"protocol on the dialer (Stats.RoundTrips: deepest causal hop / 2): its Hello, the listener's push, its push, the listener's Bye "+
+			"confirming it; raw = 1"),
 	}, nil
 }
 

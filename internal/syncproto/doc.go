@@ -81,10 +81,15 @@
 // authenticated it (Options.TransportAuthenticated, libp2p). Pushed
 // messages are taken only if the sketches named them, and Add verifies
 // every signature as for a response. Done is folded into Bye: Bye means
-// "I ask for nothing more and owe you nothing unasked"; a side still answers
-// requests after its own Bye and finishes once it has sent Bye and received
-// the peer's. With the transport authenticated, one new memory on each
-// side costs Hello, Auth, Push and Bye each way: one round trip.
+// "I ask for nothing more, and I hold everything I asked for or was
+// promised (pushes stored)"; a side still answers requests after its own
+// Bye and finishes once it has sent Bye and received the peer's, so when
+// either side returns both have stored what moved. With the transport
+// authenticated, one new memory on each side costs Hello, Auth, Push and
+// Bye each way. Over a stream the dialer opens, its Hello reaches the
+// listener at half a round trip; the listener's push reaches the dialer at
+// 1, the dialer's push the listener at 1.5, and the listener's Bye
+// confirming it the dialer at 2 (1 when only the listener had news).
 //
 // A version 3 side speaks to older peers: a version 1 or 2 Hello ignores
 // the embedded summary, and the lower version runs (Summary frames after

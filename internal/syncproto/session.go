@@ -895,9 +895,10 @@ func (s *session) pump() error {
 		s.requests = append(s.requests, batch)
 	}
 	if s.version >= 3 {
-		// Bye says we ask for nothing more; pushes still due to us
-		// arrive before the peer's Bye.
-		if !s.sentBye && s.crossed && len(s.expectBuckets) == 0 && len(s.expectIDs) == 0 && len(s.want) == 0 && len(s.requests) == 0 && len(s.pushIDs) == 0 {
+		// Bye says we ask for nothing more and hold all we were owed,
+		// pushes included, so when either side returns both have stored
+		// what moved.
+		if !s.sentBye && s.crossed && len(s.expectBuckets) == 0 && len(s.expectIDs) == 0 && len(s.want) == 0 && len(s.requests) == 0 && len(s.pushIDs) == 0 && len(s.expectPush) == 0 {
 			if err := s.send(TypeBye, byeMsg{Reason: "sync complete"}); err != nil {
 				return err
 			}

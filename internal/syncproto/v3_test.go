@@ -63,8 +63,9 @@ func TestSketchDiff(t *testing.T) {
 
 // TestPushOneRoundTrip: one new memory each side out of 10,000 shared. The
 // sketches name the difference, each side pushes its new memory with no
-// request, and the session takes one round trip (1.5 when the sessions must
-// wait for each other's Auth before acting).
+// request. Both start at once here: the pushes cross at 1 round trip and
+// the Byes confirming them at 1.5 (2 when the sessions must wait for each
+// other's Auth before acting).
 func TestPushOneRoundTrip(t *testing.T) {
 	base := tenThousand()
 	ka, kb := key(1), key(2)
@@ -72,7 +73,7 @@ func TestPushOneRoundTrip(t *testing.T) {
 		name      string
 		transport bool
 		rtts      float64
-	}{{"transport authenticated", true, 1}, {"proof awaited", false, 1.5}} {
+	}{{"transport authenticated", true, 1.5}, {"proof awaited", false, 2}} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := newMemSyncer(base...), newMemSyncer(base...)
 			a.put(memory.Sign(ka, "new on a", time.Unix(5000, 0)))
