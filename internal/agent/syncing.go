@@ -88,7 +88,9 @@ func (a *Agent) handleSync(s network.Stream) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), a.timeouts().Sync.D())
 	defer cancel()
-	st, err := syncproto.Sync(ctx, s, v, a.syncOptions(remote, v))
+	opts := a.syncOptions(remote, v)
+	opts.Accepted = true
+	st, err := syncproto.Sync(ctx, s, v, opts)
 	if err != nil {
 		a.log.Warn("inbound sync failed", "peer", remote, "err", err)
 		s.Reset()

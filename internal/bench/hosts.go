@@ -79,7 +79,9 @@ func (ph *peerHost) handleSync(s network.Stream) {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	st, err := syncproto.Sync(ctx, s, ph.store, syncOptions(ph.id, s.Conn().RemotePeer()))
+	opts := syncOptions(ph.id, s.Conn().RemotePeer())
+	opts.Accepted = true
+	st, err := syncproto.Sync(ctx, s, ph.store, opts)
 	if err != nil {
 		s.Reset()
 	}

@@ -79,6 +79,10 @@ type Options struct {
 	// as soon as it arrives instead of after the peer's Auth. The Auth is
 	// still required and checked. Ignored without ExpectPeer.
 	TransportAuthenticated bool
+	// Accepted says the peer opened the stream (we are the listener):
+	// our first frame answers its opening, so round trips are counted
+	// from the peer's first byte, as the dialer waits them.
+	Accepted bool
 	// MaxFrame caps frame bodies (default and maximum MaxFrame).
 	MaxFrame int
 	// Logger receives debug records; nil is silent.
@@ -248,6 +252,9 @@ func Sync(ctx context.Context, rw io.ReadWriter, store Syncer, opts Options) (St
 		s.opts.version = Version
 	}
 	s.c.ours = s.opts.version
+	if s.opts.Accepted {
+		s.c.hop = 1
+	}
 	if s.opts.ExpectPeer == nil {
 		s.opts.TransportAuthenticated = false
 	}
