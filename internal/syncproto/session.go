@@ -227,6 +227,11 @@ type session struct {
 	rate                 float64   // response bytes per second, measured
 	lastResp             time.Time // when the last response (or first request) moved
 	inN                  int       // size of the frame being handled
+
+	// The storing goroutine (store1).
+	addCh       chan []memory.Message
+	addRes      chan addResult
+	pendingAdds int
 }
 
 // Sync runs one session over rw against store and returns what moved. Both
@@ -304,13 +309,26 @@ func (s *session) run() error {
 	if err := s.send(TypeHello, hello); err != nil {
 		return err
 	}
+	defer s.drainAdds()
 	idle := time.NewTimer(s.opts.IdleTimeout)
 	defer idle.Stop()
 	for {
+		select {
+		case r := <-s.addRes:
+			if finished, err := s.stored(r); err != nil || finished {
+				return err
+			}
+		default:
+		}
 		in, ok := box.pop()
 		if !ok {
 			select {
 			case <-box.notify:
+				continue
+			case r := <-s.addRes:
+				if finished, err := s.stored(r); err != nil || finished {
+					return err
+				}
 				continue
 			case <-idle.C:
 				// Bytes of a large frame still arriving (or of ours still
@@ -340,6 +358,17 @@ func (s *session) run() error {
 			return nil
 		}
 	}
+}
+
+// stored applies a stored batch; the end may now be due.
+func (s *session) stored(r addResult) (finished bool, err error) {
+	if err := s.applyAdd(r); err != nil {
+		return false, err
+	}
+	if err := s.pump(); err != nil {
+		return false, err
+	}
+	return s.sentBye && s.gotBye, nil
 }
 
 func (s *session) readError(err error) error {
@@ -815,14 +844,70 @@ func (s *session) onPush(m NetworkMessage) error {
 		s.stats.Refused += len(ok)
 		return nil
 	}
-	return s.store1(ok)
+	if len(ok) == 0 {
+		return nil
+	}
+	// A push is a few small messages: stored at once, so the Bye that
+	// confirms it leaves now.
+	s.pendingAdds++
+	res, err := s.store.Add(s.ctx, ok)
+	return s.applyAdd(addResult{res, err})
 }
 
+// store1 hands received messages to the storing goroutine, so the
+// network keeps moving while the store verifies and writes a batch (git
+// writes cost about as much as an onion circuit's transfer). At most
+// addQueue batches wait; past that the session waits for the store.
 func (s *session) store1(ok []memory.Message) error {
 	if len(ok) == 0 {
 		return nil
 	}
-	res, err := s.store.Add(s.ctx, ok)
+	if s.addCh == nil {
+		s.addCh = make(chan []memory.Message, addQueue)
+		s.addRes = make(chan addResult, addQueue+1)
+		st, ctx := s.store, s.ctx
+		go func() {
+			for b := range s.addCh {
+				res, err := st.Add(ctx, b)
+				s.addRes <- addResult{res, err}
+			}
+		}()
+	}
+	for {
+		select {
+		case s.addCh <- ok:
+			s.pendingAdds++
+			return nil
+		case r := <-s.addRes:
+			if err := s.applyAdd(r); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+const addQueue = 2
+
+type addResult struct {
+	res memory.AddResult
+	err error
+}
+
+// drainAdds waits for every batch handed to the store, so what was
+// received is stored (and counted) before Sync returns, even on an error.
+func (s *session) drainAdds() {
+	if s.addCh == nil {
+		return
+	}
+	close(s.addCh)
+	for s.pendingAdds > 0 {
+		s.applyAdd(<-s.addRes)
+	}
+}
+
+func (s *session) applyAdd(r addResult) error {
+	s.pendingAdds--
+	res, err := r.res, r.err
 	if err != nil {
 		return fmt.Errorf("syncproto: store received messages: %w", err)
 	}
@@ -905,7 +990,7 @@ func (s *session) pump() error {
 		// Bye says we ask for nothing more and hold all we were owed,
 		// pushes included, so when either side returns both have stored
 		// what moved.
-		if !s.sentBye && s.crossed && len(s.expectBuckets) == 0 && len(s.expectIDs) == 0 && len(s.want) == 0 && len(s.requests) == 0 && len(s.pushIDs) == 0 && len(s.expectPush) == 0 {
+		if !s.sentBye && s.crossed && len(s.expectBuckets) == 0 && len(s.expectIDs) == 0 && len(s.want) == 0 && len(s.requests) == 0 && len(s.pushIDs) == 0 && len(s.expectPush) == 0 && s.pendingAdds == 0 {
 			if err := s.send(TypeBye, byeMsg{Reason: "sync complete"}); err != nil {
 				return err
 			}
@@ -913,7 +998,7 @@ func (s *session) pump() error {
 		}
 		return nil
 	}
-	if !s.sentDone && s.summarySent && s.summaryDone && !s.needAuth && len(s.expectBuckets) == 0 && len(s.expectIDs) == 0 && len(s.want) == 0 && len(s.requests) == 0 {
+	if !s.sentDone && s.summarySent && s.summaryDone && !s.needAuth && len(s.expectBuckets) == 0 && len(s.expectIDs) == 0 && len(s.want) == 0 && len(s.requests) == 0 && s.pendingAdds == 0 {
 		if err := s.send(TypeDone, struct{}{}); err != nil {
 			return err
 		}
