@@ -129,9 +129,10 @@ type Shaper struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
-	mu    sync.Mutex
-	conns map[*conn]struct{}
-	isDn  bool
+	mu        sync.Mutex
+	conns     map[*conn]struct{}
+	isDn      bool
+	resetFrac float64 // starts as cfg.ResetFraction; SetResetFraction changes it
 
 	accepted, active, reset, refused, bytes atomic.Int64
 }
@@ -157,7 +158,7 @@ func Listen(ctx context.Context, addr, target string, cfg Config, log *slog.Logg
 		cfg: cfg, target: target, ln: ln, log: log,
 		up: newBucket(cfg.Rate), down: newBucket(cfg.Rate),
 		rng:   rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
-		conns: map[*conn]struct{}{},
+		conns: map[*conn]struct{}{}, resetFrac: cfg.ResetFraction,
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.wg.Go(func() {
@@ -197,6 +198,14 @@ func (s *Shaper) SetDown(down bool) {
 		c.abort()
 	}
 	s.log.Debug("netshape: down", "addr", s.Addr(), "down", down, "reset", len(victims))
+}
+
+// SetResetFraction changes Config.ResetFraction for connections accepted
+// from now on (f is clamped to 0–1).
+func (s *Shaper) SetResetFraction(f float64) {
+	s.mu.Lock()
+	s.resetFrac = min(max(f, 0), 1)
+	s.mu.Unlock()
 }
 
 // Close stops accepting, closes every connection and waits for all of the
@@ -272,7 +281,10 @@ func (s *Shaper) serve(client net.Conn) {
 		return
 	}
 	c := &conn{s: s, client: client, server: server, resetAt: -1}
-	if s.cfg.ResetFraction > 0 && s.draw() < s.cfg.ResetFraction {
+	s.mu.Lock()
+	frac := s.resetFrac
+	s.mu.Unlock()
+	if frac > 0 && s.draw() < frac {
 		c.resetAt = 1 + int64(s.draw()*float64(s.cfg.ResetAfter))
 	}
 	s.mu.Lock()
