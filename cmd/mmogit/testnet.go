@@ -19,8 +19,8 @@ func init() { extraCommands = append(extraCommands, newTestnetCmd) }
 
 // testnetArgs are the flags of `mmogit testnet up|status|down`.
 type testnetArgs struct {
-	dir    string // --dir: where the network lives
-	relays int    // --relays: extra relays beyond the 3 authorities
+	dir     string // --dir: where the network lives
+	relays  int    // --relays: extra relays beyond the 3 authorities
 	bridge  bool   // --bridge: also run an obfs4 bridge
 	profile string // --profile: loopback, public or slow
 }

@@ -105,7 +105,8 @@ func (c Config) queueBytes() int {
 type Stats struct {
 	Accepted int64 `json:"accepted"` // connections accepted
 	Active   int64 `json:"active"`   // connections open now
-	Reset    int64 `json:"reset"`    // connections reset by fault injection or SetDown
+	Reset    int64 `json:"reset"`    // connections reset mid-stream by ResetFraction
+	Dropped  int64 `json:"dropped"`  // open connections reset by SetDown(true)
 	Refused  int64 `json:"refused"`  // connections refused while down
 	Bytes    int64 `json:"bytes"`    // bytes forwarded, both directions
 }
@@ -134,7 +135,7 @@ type Shaper struct {
 	isDn      bool
 	resetFrac float64 // starts as cfg.ResetFraction; SetResetFraction changes it
 
-	accepted, active, reset, refused, bytes atomic.Int64
+	accepted, active, reset, dropped, refused, bytes atomic.Int64
 }
 
 // Listen starts a Shaper on addr ("127.0.0.1:0" for any port) that
@@ -178,7 +179,7 @@ func (s *Shaper) Target() string { return s.target }
 // Stats returns the shaper's counters.
 func (s *Shaper) Stats() Stats {
 	return Stats{Accepted: s.accepted.Load(), Active: s.active.Load(), Reset: s.reset.Load(),
-		Refused: s.refused.Load(), Bytes: s.bytes.Load()}
+		Dropped: s.dropped.Load(), Refused: s.refused.Load(), Bytes: s.bytes.Load()}
 }
 
 // SetDown(true) makes the endpoint go away: every open connection is reset
@@ -194,6 +195,7 @@ func (s *Shaper) SetDown(down bool) {
 		}
 	}
 	s.mu.Unlock()
+	s.dropped.Add(int64(len(victims)))
 	for _, c := range victims {
 		c.abort()
 	}

@@ -252,8 +252,8 @@ func TestSetDown(t *testing.T) {
 	defer c3.Close()
 	c3.SetDeadline(time.Now().Add(5 * time.Second))
 	rtt(t, c3)
-	if st := s.Stats(); st.Refused < 1 {
-		t.Errorf("stats %+v: want a refused connection", st)
+	if st := s.Stats(); st.Refused < 1 || st.Dropped != 1 {
+		t.Errorf("stats %+v: want a refused connection and one dropped", st)
 	}
 }
 

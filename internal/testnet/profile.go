@@ -89,9 +89,9 @@ func (p Profile) Shaped() bool { return p != "" && p != ProfileLoopback }
 func (p Profile) Link() netshape.Config {
 	switch p {
 	case ProfilePublic:
-		return netshape.Config{Latency: 40 * time.Millisecond, Jitter: 10 * time.Millisecond, Rate: 2 << 20}
+		return netshape.Config{Latency: 30 * time.Millisecond, Jitter: 8 * time.Millisecond, Rate: 2 << 20}
 	case ProfileSlow:
-		return netshape.Config{Latency: 40 * time.Millisecond, Jitter: 10 * time.Millisecond, Rate: 128 << 10}
+		return netshape.Config{Latency: 30 * time.Millisecond, Jitter: 8 * time.Millisecond, Rate: 128 << 10}
 	}
 	return netshape.Config{}
 }
