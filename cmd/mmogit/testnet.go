@@ -37,7 +37,13 @@ func newTestnetCmd() *cobra.Command {
 		Long: `Start 3 directory authorities, extra relays and a client, all tor processes
 on 127.0.0.1 with TestingTorNetwork, in --dir. Returns once the client is at
 100 %; the network keeps running until ` + "`mmogit testnet down --dir D`" + `.
-Agents join it with ` + "`mmogit tor start --testnet D`" + `.`,
+Agents join it with ` + "`mmogit tor start --testnet D`" + `.
+
+--profile public (or slow) puts a shaper in front of every relay's ORPort:
+each hop adds public-network latency and each relay gets a bandwidth cap
+(slow: ~100 KB/s), so raw tor looks like the public Tor network; the shapers
+run in a background process that ` + "`testnet down`" + ` stops with the tors.
+` + "`mmogit testnet calibrate`" + ` measures a profile.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return testnetUp(cmd.Context(), a) },
 	}
