@@ -68,7 +68,7 @@ started is stopped at the end.`,
 	f.IntVar(&a.iterations, "iterations", a.iterations, "interleaved rounds (ours and raw) of connect_onion and sync_small")
 	f.IntVar(&a.syncRounds, "sync-rounds", bench.DefaultIterations, "interleaved rounds of the full syncs, each into an empty store")
 	f.BoolVar(&a.noAgents, "no-agents", false, "skip agent start-up, discovery and memory rows (most of the run time)")
-	f.StringVar(&a.profile, "profile", "loopback", "network shaping profile of the private network")
+	f.StringVar(&a.profile, "profile", "", "link profile of the private network it starts: loopback (default), public (public Tor latencies and bandwidth) or slow (bridge-like ~100 KB/s); with --testnet, the network's own")
 	f.StringVar(&a.dir, "dir", "", "work directory (default: a new temp dir, removed at the end)")
 	f.BoolVar(&a.keep, "keep", false, "keep the work directory (logs, repositories) afterwards")
 	return cmd
@@ -88,7 +88,11 @@ func runBench(ctx context.Context, a benchArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	limit := 15 * time.Minute
+	if a.profile != "" && a.profile != "loopback" {
+		limit = time.Hour // every circuit pays public latencies
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	rows, err := bench.Run(ctx, bench.Options{
 		Dir: dir, Bin: bin, Memories: a.memories, MemoryBytes: a.size,

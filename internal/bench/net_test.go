@@ -76,7 +76,7 @@ func TestOnion(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	info := nw.Info()
-	e, err := startEnv(ctx, dir, &info, func(string, ...any) {})
+	e, err := startEnv(ctx, dir, &info, info.Profile, func(string, ...any) {})
 	if err != nil {
 		t.Fatal(err)
 	}

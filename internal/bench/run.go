@@ -61,8 +61,9 @@ type Options struct {
 	// NoAgents skips the agent-process measurements (startup, discovery,
 	// memory), which take most of a run.
 	NoAgents bool
-	// Profile is the network's shaping profile ("loopback", the default;
-	// others need a testnet built with them).
+	// Profile is the private network's link profile (testnet.Profile:
+	// loopback, the default, public or slow). With Testnet the running
+	// network's own profile applies and a different one is an error.
 	Profile string
 	// Progress, if set, receives one line per step.
 	Progress func(string)
@@ -97,11 +98,8 @@ func (o *Options) setDefaults() error {
 	if o.SyncRounds <= 0 {
 		o.SyncRounds = DefaultIterations
 	}
-	if o.Profile == "" {
-		o.Profile = "loopback"
-	}
-	if o.Profile != "loopback" {
-		return fmt.Errorf("bench: profile %q: this build's private network has only the loopback profile", o.Profile)
+	if _, err := testnet.ParseProfile(o.Profile); err != nil {
+		return fmt.Errorf("bench: %w", err)
 	}
 	return nil
 }
@@ -130,9 +128,13 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 		if err != nil {
 			return nil, err
 		}
+		if p, _ := testnet.ParseProfile(o.Profile); o.Profile != "" && p != info.Profile && !(p == testnet.ProfileLoopback && info.Profile == "") {
+			return nil, fmt.Errorf("bench: --profile %s, but the network in %s runs profile %q", o.Profile, o.Testnet, info.Profile)
+		}
 		nw = &info
 	}
-	e, err := startEnv(ctx, o.Dir, nw, progress)
+	profile, _ := testnet.ParseProfile(o.Profile)
+	e, err := startEnv(ctx, o.Dir, nw, profile, progress)
 	if err != nil {
 		return nil, err
 	}
