@@ -54,7 +54,7 @@ const (
 	firstBudget      = 256 << 10 // before any throughput is measured
 	batchTime        = 2 * time.Second
 	pushMax          = 8     // a difference up to this many IDs each way is pushed
-	idsPerFrame      = 50000 // 50,000 × 67 bytes ≈ 3.4 MB
+	idsPerFrame      = 1000  // 1,000 × 67 bytes ≈ 67 KB: the peer requests after the first, not after 670 KB
 	authorsPerFrame  = 20000 // 20,000 × ~180 bytes ≈ 3.6 MB
 	maxRejectErrors  = 100
 )
