@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/mmogit
 
-.PHONY: all build deps demo test test-short cross vet bench fuzz clean
+.PHONY: all build deps demo test test-public test-full test-short cross vet bench fuzz clean
 
 all: build
 
@@ -14,8 +14,9 @@ build:
 
 # The main job, offline: private Tor network + 3 agents that advertise,
 # discover each other by service and sync memories over onion services.
+# PROFILE=public (or slow) runs it on a latency- and bandwidth-shaped network.
 demo: deps build
-	./$(BIN) demo --agents $(or $(AGENTS),3)
+	./$(BIN) demo --agents $(or $(AGENTS),3) --profile $(or $(PROFILE),loopback)
 
 # The full suite: unit tests plus the integration tests on a private Tor
 # network (real tor processes on 127.0.0.1 only).
@@ -24,6 +25,17 @@ test: deps cross
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 12m ./...
 	@FUZZTIME=$(or $(FUZZTIME),4s) scripts/fuzz.sh
+
+# The onion core of the e2e suite on the `public` profile (every hop of the
+# private Tor network pays public-network latency and bandwidth; see
+# docs/private-network.md), then one ~5 MB sync on the `slow` profile.
+PUBLIC_TESTS := ^(TestTwoAgentsSyncOverOnion|TestDiscoveryFiveAgents|TestRestrictedOnionService|TestTorKilledRecovers|TestFaults|TestShapedFaults)$$
+test-public: deps
+	MMOGIT_TESTNET_PROFILE=public $(GO) test -count=1 -timeout 40m -run '$(PUBLIC_TESTS)' ./internal/e2e
+	MMOGIT_TESTNET_PROFILE=slow $(GO) test -count=1 -timeout 20m -run '^TestBulkSync$$' ./internal/e2e
+
+# Everything: the suite, then the same core under public-network conditions.
+test-full: test test-public
 
 # macOS and Windows: everything builds, and vets (test files too). Linux
 # is where the tests run. internal/tor is left out of the Windows vet until

@@ -21,7 +21,10 @@ type benchArgs struct {
 	sizes      []int  // --discover-sizes: agent counts discovery is timed at
 	loaded     int    // --loaded-peers: peers connected for the loaded cost
 	scale      int    // --direct-scale: largest in-process direct network
-	iterations int    // --iterations: timed connections per side
+	iterations int    // --iterations: interleaved rounds of connect and sync_small
+	syncRounds int    // --sync-rounds: interleaved rounds of the full syncs
+	noAgents   bool   // --no-agents: skip the agent-process rows
+	profile    string // --profile: the network's shaping profile
 	testnet    string // --testnet: run on this running private network
 	dir        string // --dir: keep everything here (default: a temp dir, removed)
 	keep       bool   // --keep: do not delete the temp dir
@@ -41,9 +44,13 @@ over onion and over direct TCP (vs pushing the same bytes raw), incremental
 sync, discovery among 5, 10 and 20 real agents each with its own tor (vs
 as many agents over direct TCP) and among up to 100 in-process hosts over
 direct TCP, agent start-up until published (vs a bare tor), agent and tor
-memory and goroutines idle and with 20 peers, and in-process micro numbers. Prints a table, or with --json an array of
-{"name","ours","baseline","unit","ratio"} rows (ratio = ours/baseline,
-null without a baseline). Everything started is stopped at the end.`,
+memory and goroutines idle and with 20 peers, and in-process micro numbers.
+Connect, sync_small (one new memory each side of 10,000 shared) and the
+full syncs are medians of interleaved rounds, min and max shown. Prints a
+table, or with --json an array of {"name","ours","baseline","unit","ratio"}
+rows (ratio = ours/baseline, null without a baseline; rounds, min, max,
+baseline_min, baseline_max, target and met where they apply). Everything
+started is stopped at the end.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -58,7 +65,10 @@ null without a baseline). Everything started is stopped at the end.`,
 	f.IntVar(&a.loaded, "loaded-peers", a.loaded, "peers connected to the agent for the loaded RSS/goroutine numbers")
 	f.IntVar(&a.scale, "direct-scale", a.scale, "largest in-process direct-TCP network for discovery scaling")
 	f.StringVar(&a.testnet, "testnet", "", "use the private network running in this directory instead of starting one")
-	f.IntVar(&a.iterations, "iterations", a.iterations, "timed new connections per side")
+	f.IntVar(&a.iterations, "iterations", a.iterations, "interleaved rounds (ours and raw) of connect_onion and sync_small")
+	f.IntVar(&a.syncRounds, "sync-rounds", bench.DefaultIterations, "interleaved rounds of the full syncs, each into an empty store")
+	f.BoolVar(&a.noAgents, "no-agents", false, "skip agent start-up, discovery and memory rows (most of the run time)")
+	f.StringVar(&a.profile, "profile", "", "link profile of the private network it starts: loopback (default), public (public Tor latencies and bandwidth) or slow (bridge-like ~100 KB/s); with --testnet, the network's own")
 	f.StringVar(&a.dir, "dir", "", "work directory (default: a new temp dir, removed at the end)")
 	f.BoolVar(&a.keep, "keep", false, "keep the work directory (logs, repositories) afterwards")
 	return cmd
@@ -78,12 +88,17 @@ func runBench(ctx context.Context, a benchArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	limit := 15 * time.Minute
+	if a.profile != "" && a.profile != "loopback" {
+		limit = time.Hour // every circuit pays public latencies
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	rows, err := bench.Run(ctx, bench.Options{
 		Dir: dir, Bin: bin, Memories: a.memories, MemoryBytes: a.size,
 		DiscoverSizes: a.sizes, LoadedPeers: a.loaded, DirectScale: a.scale,
 		Iterations: a.iterations, Testnet: a.testnet,
+		SyncRounds: a.syncRounds, NoAgents: a.noAgents, Profile: a.profile,
 		Progress: func(s string) { g.infof("%s\n", s) },
 	})
 	if err != nil {

@@ -29,9 +29,10 @@ func init() { extraCommands = append(extraCommands, newDemoCmd) }
 
 // demoArgs are the flags of `mmogit demo`.
 type demoArgs struct {
-	agents int    // --agents N
-	dir    string // --dir: keep everything here (default: a temp dir, removed)
-	keep   bool   // --keep: do not delete the temp dir
+	agents  int    // --agents N
+	dir     string // --dir: keep everything here (default: a temp dir, removed)
+	keep    bool   // --keep: do not delete the temp dir
+	profile string // --profile: link conditions of the private network
 }
 
 // demoRow is one agent's line in the demo's table (and --json).
@@ -53,6 +54,7 @@ type demoRow struct {
 
 // demoResult is what `demo --json` prints.
 type demoResult struct {
+	Profile        string    `json:"profile"`
 	TestnetSeconds float64   `json:"testnet_s"`
 	Agents         []demoRow `json:"agents"`
 	Converged      bool      `json:"converged"`
@@ -88,12 +90,17 @@ everything down. Needs tor and lyrebird (or obfs4proxy) installed (` + "`make de
 	f.IntVar(&a.agents, "agents", a.agents, "number of agents")
 	f.StringVar(&a.dir, "dir", "", "work directory (default: a new temp dir, removed at the end)")
 	f.BoolVar(&a.keep, "keep", false, "keep the work directory (logs, repositories) after the demo")
+	f.StringVar(&a.profile, "profile", string(testnet.ProfileLoopback), "link conditions of the private network: loopback, public (public Tor network latency and bandwidth) or slow (public latency, ~100 KB/s)")
 	return cmd
 }
 
 func runDemo(ctx context.Context, a demoArgs) (err error) {
 	if a.agents < 2 {
 		return errors.New("demo: need at least 2 agents")
+	}
+	profile, err := testnet.ParseProfile(a.profile)
+	if err != nil {
+		return &usageError{err}
 	}
 	t0 := time.Now()
 	dir := a.dir
@@ -115,14 +122,14 @@ func runDemo(ctx context.Context, a demoArgs) (err error) {
 	step := func(format string, args ...any) {
 		g.infof("[%5.1fs] %s\n", time.Since(t0).Seconds(), fmt.Sprintf(format, args...))
 	}
-	step("starting a private Tor network in %s", dir)
+	step("starting a private Tor network (profile %s) in %s", profile, dir)
 	tn := time.Now()
-	net, err := testnet.Start(ctx, testnet.Options{Dir: filepath.Join(dir, "testnet"), Logger: g.log})
+	net, err := testnet.Start(ctx, testnet.Options{Dir: filepath.Join(dir, "testnet"), Logger: g.log, Profile: profile})
 	if err != nil {
 		return err
 	}
 	defer net.Close()
-	res := demoResult{TestnetSeconds: time.Since(tn).Seconds()}
+	res := demoResult{Profile: string(profile), TestnetSeconds: time.Since(tn).Seconds()}
 	step("network up in %.1fs", res.TestnetSeconds)
 
 	// The last agent is the stranger: nobody trusts it.
@@ -357,7 +364,7 @@ func discoverAll(ctx context.Context, ag *cluster.Agent, want int, row *demoRow)
 }
 
 func printDemo(w io.Writer, r demoResult) {
-	fmt.Fprintf(w, "\nprivate Tor network up in %.1fs; whole demo %.1fs\n\n", r.TestnetSeconds, r.TotalSeconds)
+	fmt.Fprintf(w, "\nprivate Tor network (profile %s) up in %.1fs; whole demo %.1fs\n\n", r.Profile, r.TestnetSeconds, r.TotalSeconds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "AGENT\tONION ADDRESS\tREADY\tDISCOVERED (memory_sync)\tFOUND IN\tRECEIVED\tREJECTED\tREFUSED\tSYNC\tVALID/TOTAL\tREADABLE")
 	for _, a := range r.Agents {

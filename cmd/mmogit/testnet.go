@@ -19,9 +19,10 @@ func init() { extraCommands = append(extraCommands, newTestnetCmd) }
 
 // testnetArgs are the flags of `mmogit testnet up|status|down`.
 type testnetArgs struct {
-	dir    string // --dir: where the network lives
-	relays int    // --relays: extra relays beyond the 3 authorities
-	bridge bool   // --bridge: also run an obfs4 bridge
+	dir     string // --dir: where the network lives
+	relays  int    // --relays: extra relays beyond the 3 authorities
+	bridge  bool   // --bridge: also run an obfs4 bridge
+	profile string // --profile: loopback, public or slow
 }
 
 func newTestnetCmd() *cobra.Command {
@@ -36,7 +37,13 @@ func newTestnetCmd() *cobra.Command {
 		Long: `Start 3 directory authorities, extra relays and a client, all tor processes
 on 127.0.0.1 with TestingTorNetwork, in --dir. Returns once the client is at
 100 %; the network keeps running until ` + "`mmogit testnet down --dir D`" + `.
-Agents join it with ` + "`mmogit tor start --testnet D`" + `.`,
+Agents join it with ` + "`mmogit tor start --testnet D`" + `.
+
+--profile public (or slow) puts a shaper in front of every relay's ORPort:
+each hop adds public-network latency and each relay gets a bandwidth cap
+(slow: ~100 KB/s), so raw tor looks like the public Tor network; the shapers
+run in a background process that ` + "`testnet down`" + ` stops with the tors.
+` + "`mmogit testnet calibrate`" + ` measures a profile.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return testnetUp(cmd.Context(), a) },
 	}
@@ -62,13 +69,28 @@ report is printed either way; --json gives it as one object, with "running").`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return testnetStatus(cmd.Context(), a.dir) },
 	}
+	var shapeConfig string
+	shape := &cobra.Command{
+		Use:    "shape",
+		Short:  "Serve the link shapers of a shaped private network (started by `testnet up --profile`)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return testnet.RunShaper(ctx, shapeConfig, g.log)
+		},
+	}
+	shape.Flags().StringVar(&shapeConfig, "config", "", "the network's shaper.json")
+	shape.MarkFlagRequired("config")
 	for _, c := range []*cobra.Command{up, status, down} {
 		c.Flags().StringVar(&a.dir, "dir", "", "directory of the network (required)")
 		c.MarkFlagRequired("dir")
 	}
 	up.Flags().IntVar(&a.relays, "relays", testnet.DefaultRelays, "extra relays beyond the 3 authorities")
 	up.Flags().BoolVar(&a.bridge, "bridge", false, "also run an obfs4 bridge inside the network")
-	cmd.AddCommand(up, status, down)
+	up.Flags().StringVar(&a.profile, "profile", string(testnet.ProfileLoopback), "link conditions: loopback (none), public (public Tor network latency and bandwidth) or slow (public latency, ~100 KB/s)")
+	cmd.AddCommand(up, status, down, shape, newTestnetCalibrateCmd())
 	return cmd
 }
 
@@ -77,11 +99,20 @@ func testnetUp(ctx context.Context, a testnetArgs) error {
 	if err != nil {
 		return err
 	}
+	profile, err := testnet.ParseProfile(a.profile)
+	if err != nil {
+		return &usageError{err}
+	}
+	shaper, err := shaperCommand()
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
 	n, err := testnet.Start(ctx, testnet.Options{
 		Dir: dir, Relays: a.relays, Bridge: a.bridge, Detached: true, Logger: g.log,
+		Profile: profile, ShaperCommand: shaper,
 		Progress: func(s string) { g.infof("testnet: %s\n", s) },
 	})
 	if err != nil {
@@ -89,7 +120,7 @@ func testnetUp(ctx context.Context, a testnetArgs) error {
 	}
 	info := n.Info()
 	return g.emit(info, func(w io.Writer) {
-		fmt.Fprintf(w, "private Tor network up in %s (%.1fs)\n", info.Dir, time.Since(start).Seconds())
+		fmt.Fprintf(w, "private Tor network up in %s (%.1fs, profile %s)\n", info.Dir, time.Since(start).Seconds(), info.Profile)
 		fmt.Fprintf(w, "client socks:   %s\nclient control: %s\n", info.Socks, info.Control)
 		if info.BridgeLine != "" {
 			fmt.Fprintf(w, "bridge:         %s\n", info.BridgeLine)
@@ -201,4 +232,14 @@ func clientBootstrap(ctx context.Context, control, cookie string) (int, error) {
 		return 0, err
 	}
 	return st.Progress, nil
+}
+
+// shaperCommand is how a detached shaped network runs its shapers: this
+// binary's hidden `testnet shape`.
+func shaperCommand() ([]string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("testnet: locate mmogit for the shaper process: %w", err)
+	}
+	return []string{exe, "testnet", "shape"}, nil
 }

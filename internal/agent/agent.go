@@ -30,8 +30,14 @@ import (
 	"github.com/mmogit/mmogit/internal/trust"
 )
 
-// SyncProtocol is the libp2p protocol ID of memory sync.
+// SyncProtocol is the libp2p protocol ID of memory sync that every
+// version answers; the version is agreed in the sync Hello.
 const SyncProtocol = "/mmogit/sync/1.0.0"
+
+// SyncProtocol3 is the ID a version 3 agent dials: it is opened without a
+// negotiation round trip (p2p.Host.OpenStream), and an agent that does not
+// know it gets SyncProtocol instead. Both run the same handler.
+const SyncProtocol3 = "/mmogit/sync/3.0.0"
 
 // Options configure an agent.
 type Options struct {
@@ -202,6 +208,7 @@ func (a *Agent) run(ctx context.Context) error {
 	}
 	a.host = h
 	h.Host().SetStreamHandler(SyncProtocol, a.handleSync)
+	h.Host().SetStreamHandler(SyncProtocol3, a.handleSync)
 	h.Host().SetStreamHandler(invite.Protocol, a.handleInvite)
 	h.Host().Network().Notify(a.peers.notifiee())
 
@@ -379,7 +386,19 @@ func (a *Agent) hostDialTimeout() time.Duration {
 	if a.dialTimeout > 0 {
 		return a.dialTimeout
 	}
-	return p2p.DefaultDialTimeout
+	return a.timeouts().Dial.D()
+}
+
+// timeouts is tor.json's timeouts section, a field left zero (a Config
+// built in code) taking its default.
+func (a *Agent) timeouts() config.TimeoutSettings {
+	t, d := a.opts.Config.Timeouts, config.DefaultTimeouts()
+	for _, f := range []struct{ v, def *config.Duration }{{&t.Dial, &d.Dial}, {&t.Connect, &d.Connect}, {&t.SyncIdle, &d.SyncIdle}, {&t.Sync, &d.Sync}} {
+		if *f.v <= 0 {
+			*f.v = *f.def
+		}
+	}
+	return t
 }
 
 // socksDialTimeout bounds one SOCKS dial. It ends before the host's limit

@@ -15,6 +15,7 @@ import (
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/localapi"
 	"github.com/mmogit/mmogit/internal/onion"
+	"github.com/mmogit/mmogit/internal/p2p"
 	"github.com/mmogit/mmogit/internal/seal"
 	"github.com/mmogit/mmogit/internal/socks"
 	"github.com/mmogit/mmogit/internal/syncproto"
@@ -61,9 +62,15 @@ func (a *Agent) recipientIndex() seal.Index {
 // The peer is already authenticated by libp2p's Noise handshake; the sync
 // hello must name the same key, so a peer cannot relay another's identity.
 func (a *Agent) syncOptions(remote peer.ID, v *trust.View) syncproto.Options {
-	o := syncproto.Options{Identity: a.id.Private, RequireAuth: true, IdleTimeout: a.syncIdle, Logger: a.log}
+	idle := a.syncIdle
+	if idle <= 0 {
+		idle = a.timeouts().SyncIdle.D()
+	}
+	o := syncproto.Options{Identity: a.id.Private, RequireAuth: true, IdleTimeout: idle, Logger: a.log}
 	if pub, err := identity.PublicFromPeerID(remote); err == nil {
-		o.ExpectPeer = pub
+		// Noise proved this key: the session may act on the peer's
+		// summary before the sync Auth (which it still checks) arrives.
+		o.ExpectPeer, o.TransportAuthenticated = pub, true
 	}
 	o.RefuseInbound = v == nil || !v.CanWrite()
 	return o
@@ -79,9 +86,11 @@ func (a *Agent) handleSync(s network.Stream) {
 		s.Reset()
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), a.timeouts().Sync.D())
 	defer cancel()
-	st, err := syncproto.Sync(ctx, s, v, a.syncOptions(remote, v))
+	opts := a.syncOptions(remote, v)
+	opts.Accepted = true
+	st, err := syncproto.Sync(ctx, s, v, opts)
 	if err != nil {
 		a.log.Warn("inbound sync failed", "peer", remote, "err", err)
 		s.Reset()
@@ -201,17 +210,19 @@ func (a *Agent) syncOne(ctx context.Context, ai peer.AddrInfo, onionHost string,
 		a.log.Warn("sync failed", "peer", ai.ID, "err", err)
 		return res
 	}
-	if err := a.connectRetry(ctx, ai, onionHost); err != nil {
+	// The sync stream needs no identify: the connection returns once
+	// Noise and yamux are up, and the stream's first bytes carry the
+	// protocol proposal and the Hello together.
+	cctx, ccancel := context.WithTimeout(p2p.WithoutIdentifyWait(ctx), a.timeouts().Connect.D())
+	err := a.connectRetry(cctx, ai, onionHost)
+	ccancel()
+	if err != nil {
 		return fail(err)
 	}
-	s, err := a.host.Host().NewStream(network.WithAllowLimitedConn(ctx, "sync"), ai.ID, SyncProtocol)
-	if err != nil {
-		return fail(fmt.Errorf("agent: open sync stream to %s: %w", ai.ID, err))
-	}
-	defer s.Close()
+	ctx, cancel := context.WithTimeout(ctx, a.timeouts().Sync.D())
+	defer cancel()
 	v, _, err := a.access(ai.ID)
 	if err != nil {
-		s.Reset()
 		return fail(err)
 	}
 	opts := a.syncOptions(ai.ID, v)
@@ -220,7 +231,22 @@ func (a *Agent) syncOne(ctx context.Context, ai peer.AddrInfo, onionHost string,
 			progress(localapi.SyncProgress{PeerID: ai.ID.String(), Received: received, Wanted: wanted})
 		}
 	}
+	s, err := a.host.OpenStream(ctx, peer.AddrInfo{ID: ai.ID}, SyncProtocol3)
+	if err != nil {
+		return fail(fmt.Errorf("agent: open sync stream to %s: %w", ai.ID, err))
+	}
+	defer s.Close()
 	st, err := syncproto.Sync(ctx, s, v, opts)
+	if errors.Is(err, p2p.ErrProtocolNotSupported) {
+		// An agent from before version 3: negotiate the old protocol ID.
+		s.Reset()
+		s, err = a.host.Host().NewStream(network.WithAllowLimitedConn(ctx, "sync"), ai.ID, SyncProtocol)
+		if err != nil {
+			return fail(fmt.Errorf("agent: open sync stream to %s: %w", ai.ID, err))
+		}
+		defer s.Close()
+		st, err = syncproto.Sync(ctx, s, v, opts)
+	}
 	// A failed sync reports what moved before it failed: what was
 	// received is stored (each batch on its own), and the next sync
 	// resumes from there.

@@ -32,11 +32,13 @@ func buildMmogit(t *testing.T) string {
 // requiredRows are the rows other tools rely on, with their units (issue
 // "Interface other tools rely on").
 var requiredRows = map[string]string{
-	"connect_onion":  "s",
-	"sync_onion":     "MB/s",
-	"sync_direct":    "MB/s",
-	"discover_onion": "s",
-	"agent_rss":      "MB",
+	"connect_onion":   "s",
+	"sync_small":      "s",
+	"rtts_sync_small": "round trips",
+	"sync_onion":      "MB/s",
+	"sync_direct":     "MB/s",
+	"discover_onion":  "s",
+	"agent_rss":       "MB",
 }
 
 // TestBenchCommand runs `mmogit --json bench` end to end on the shared
@@ -54,7 +56,7 @@ func TestBenchCommand(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--json", "bench", "--testnet", nw.Info().Dir, "--dir", t.TempDir(),
-		"--memories", "30", "--memory-bytes", "300", "--iterations", "1",
+		"--memories", "30", "--memory-bytes", "300", "--iterations", "1", "--sync-rounds", "1",
 		"--discover-sizes", "3", "--loaded-peers", "3", "--direct-scale", "4")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -7,16 +7,30 @@
 // What is compared with what:
 //
 //   - connect_onion: a libp2p host (the agent's recipe from internal/p2p)
-//     dials another over its onion service and gets the first byte back on
-//     a new stream, vs a raw SOCKS connect through the same client tor to
-//     an onion service in front of a TCP echo server, until the first
-//     echoed byte. Each iteration uses fresh SOCKS credentials, so tor
-//     builds a new rendezvous circuit both times (the descriptor is cached).
+//     dials another over its onion service the way the agent's sync does
+//     (no identify wait, a lazily negotiated stream whose protocol
+//     proposal rides with the first byte) and gets the first byte back,
+//     vs a raw SOCKS connect through the same client tor to an onion
+//     service in front of a TCP echo server plus one request/response.
+//     Each round uses fresh SOCKS credentials, so tor builds a new
+//     rendezvous circuit both times (the descriptor is cached).
+//   - sync_small: one new memory on each side of stores sharing the rest
+//     (10,000+), a new client host (new circuit) connecting and syncing
+//     until both stored, vs a raw SOCKS connect plus one round trip;
+//     rtts_sync_small is the round trips the protocol itself counted
+//     (syncproto Stats.RoundTrips), raw = 1.
+//
+// Connect, sync_small and the full syncs are medians of interleaved rounds
+// (Options.Iterations, Options.SyncRounds; 5 by default), with min and max;
+// rows with a target from the issue say whether this run met it. Options.
+// Profile (`--profile public|slow`) runs everything on the shaped private
+// network (testnet.Profile).
 //   - sync_onion / sync_direct: syncproto between two git memory stores over
 //     a libp2p stream (onion or TCP loopback), vs the same number of bytes
 //     pushed raw through a SOCKS stream (or a TCP socket) to a sink. Both
 //     count one direction, holder → receiver: the bytes the holder's sync
-//     sent, over the time until the receiver has stored them; the
+//     sent, over the time until the receiver has stored them (each round
+//     into a new empty store); the
 //     receiver's much smaller replies are in the note, not the figure. The
 //     stream_* rows push those bytes over a bare libp2p stream on the same
 //     connection, which separates libp2p's cost from the sync protocol's

@@ -43,7 +43,7 @@ func (e *env) clientSocks() string { return e.net.Socks }
 
 // startEnv brings up the network (unless nw describes a running one), the
 // serving tor and the raw server. On error everything started is stopped.
-func startEnv(ctx context.Context, dir string, nw *testnet.Info, progress func(string, ...any)) (_ *env, err error) {
+func startEnv(ctx context.Context, dir string, nw *testnet.Info, profile testnet.Profile, progress func(string, ...any)) (_ *env, err error) {
 	e := &env{dir: dir}
 	defer func() {
 		if err != nil {
@@ -54,11 +54,11 @@ func startEnv(ctx context.Context, dir string, nw *testnet.Info, progress func(s
 		e.net = *nw
 	} else {
 		t0 := time.Now()
-		if e.own, err = testnet.Start(ctx, testnet.Options{Dir: filepath.Join(dir, "testnet")}); err != nil {
+		if e.own, err = testnet.Start(ctx, testnet.Options{Dir: filepath.Join(dir, "testnet"), Profile: profile}); err != nil {
 			return nil, err
 		}
 		e.net = e.own.Info()
-		progress("private Tor network up in %.1fs", time.Since(t0).Seconds())
+		progress("private Tor network (profile %s) up in %.1fs", profile, time.Since(t0).Seconds())
 	}
 	if e.raw, err = NewRawServer(); err != nil {
 		return nil, err

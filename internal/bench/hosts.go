@@ -69,6 +69,7 @@ func newPeerHost(ctx context.Context, cfg p2p.Config, store *memory.Store) (*pee
 	})
 	if store != nil {
 		h.Host().SetStreamHandler(agent.SyncProtocol, ph.handleSync)
+		h.Host().SetStreamHandler(agent.SyncProtocol3, ph.handleSync)
 	}
 	return ph, nil
 }
@@ -78,7 +79,9 @@ func (ph *peerHost) handleSync(s network.Stream) {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	st, err := syncproto.Sync(ctx, s, ph.store, syncOptions(ph.id, s.Conn().RemotePeer()))
+	opts := syncOptions(ph.id, s.Conn().RemotePeer())
+	opts.Accepted = true
+	st, err := syncproto.Sync(ctx, s, ph.store, opts)
 	if err != nil {
 		s.Reset()
 	}
@@ -93,7 +96,7 @@ func (ph *peerHost) handleSync(s network.Stream) {
 func syncOptions(id *identity.Identity, remote peer.ID) syncproto.Options {
 	o := syncproto.Options{Identity: id.Private, RequireAuth: true}
 	if pub, err := identity.PublicFromPeerID(remote); err == nil {
-		o.ExpectPeer = pub
+		o.ExpectPeer, o.TransportAuthenticated = pub, true
 	}
 	return o
 }

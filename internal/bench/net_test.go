@@ -53,7 +53,7 @@ func TestSyncDirect(t *testing.T) {
 	e := rawEnv(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	o := Options{Dir: e.dir, Memories: 40, MemoryBytes: 500}
+	o := Options{Dir: e.dir, Memories: 40, MemoryBytes: 500, SyncRounds: 2}
 	id, st, err := prepareHolder(ctx, o)
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +76,7 @@ func TestOnion(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	info := nw.Info()
-	e, err := startEnv(ctx, dir, &info, func(string, ...any) {})
+	e, err := startEnv(ctx, dir, &info, info.Profile, func(string, ...any) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,18 +94,24 @@ func TestOnion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkRows(t, rows, "connect_onion", "connect_onion_socks", "connect_onion_libp2p_handshake", "connect_onion_identify")
+	checkRows(t, rows, "connect_onion", "connect_onion_socks", "connect_onion_libp2p_handshake")
 	id, st, err := prepareHolder(ctx, Options{Dir: filepath.Join(dir, "h"), Memories: 30, MemoryBytes: 500})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err = measureOnionSync(ctx, e, id, st, target, func(string, ...any) {})
+	rows, err = measureOnionSync(ctx, e, Options{Dir: dir, SyncRounds: 1, Iterations: 1}, id, st, target, func(string, ...any) {})
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkRows(t, rows, "sync_onion", "sync_onion_memories", "stream_onion", "sync_incremental_bytes")
+	checkRows(t, rows, "sync_onion", "sync_onion_memories", "stream_onion", "sync_incremental_bytes", "sync_small", "rtts_sync_small")
 	if inc := rows[3]; *inc.Ratio >= 1 {
 		t.Errorf("incremental sync moved %v bytes, the full one %v", inc.Ours, *inc.Baseline)
+	}
+	// One new memory each side, pushed as the summaries cross: the
+	// dialer's Hello, the listener's push, the dialer's push, the
+	// listener's Bye (the old exchange took 3.5 after the connection).
+	if rtts := rows[5]; rtts.Ours != 2 {
+		t.Errorf("sync_small took %v round trips, want 2", rtts.Ours)
 	}
 }
 

@@ -19,8 +19,57 @@ type Row struct {
 	Unit     string   `json:"unit"`
 	// Ratio is Ours/Baseline; nil without a baseline (or a zero one).
 	Ratio *float64 `json:"ratio"`
+	// Rounds, when set, is how many interleaved rounds Ours and Baseline
+	// are the medians of; Min and Max span ours, BaselineMin and
+	// BaselineMax the baseline's.
+	Rounds      int      `json:"rounds,omitempty"`
+	Min         *float64 `json:"min,omitempty"`
+	Max         *float64 `json:"max,omitempty"`
+	BaselineMin *float64 `json:"baseline_min,omitempty"`
+	BaselineMax *float64 `json:"baseline_max,omitempty"`
+	// Target, when set, is the goal for Ratio ("<= 1.05", ">= 0.9") and
+	// Met whether this run reached it.
+	Target string `json:"target,omitempty"`
+	Met    *bool  `json:"met,omitempty"`
 	// Note says what exactly was measured, for the table's last column.
 	Note string `json:"note,omitempty"`
+}
+
+// RoundsRow builds a row from interleaved rounds: medians, with min and
+// max of each side. A nil base means a fixed baseline of fixed, or none
+// if fixed is 0.
+func RoundsRow(name, unit string, ours, base []float64, fixed float64, note string) Row {
+	b := fixed
+	if base != nil {
+		b = Median(base)
+	}
+	r := NewRow(name, unit, Median(ours), b, note)
+	if base == nil && fixed == 0 {
+		r = Solo(name, unit, Median(ours), note)
+	}
+	r.Rounds = len(ours)
+	lo, hi := slices.Min(ours), slices.Max(ours)
+	r.Min, r.Max = &lo, &hi
+	if len(base) > 0 {
+		blo, bhi := slices.Min(base), slices.Max(base)
+		r.BaselineMin, r.BaselineMax = &blo, &bhi
+	}
+	return r
+}
+
+// WithTarget sets the row's target: at most (atMost) or at least ratio.
+func (r Row) WithTarget(atMost bool, ratio float64) Row {
+	if r.Ratio == nil {
+		return r
+	}
+	met := *r.Ratio <= ratio
+	r.Target = fmt.Sprintf("<= %g", ratio)
+	if !atMost {
+		met = *r.Ratio >= ratio
+		r.Target = fmt.Sprintf(">= %g", ratio)
+	}
+	r.Met = &met
+	return r
 }
 
 // NewRow builds a row with a baseline and computes the ratio.
@@ -42,16 +91,29 @@ func Solo(name, unit string, ours float64, note string) Row {
 // print as "-".
 func WriteTable(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tOURS\tBASELINE\tUNIT\tRATIO\tNOTE")
+	fmt.Fprintln(tw, "NAME\tOURS\tBASELINE\tUNIT\tRATIO\tTARGET\tNOTE")
 	for _, r := range rows {
-		base, ratio := "-", "-"
+		ours, base, ratio, target := formatNum(r.Ours), "-", "-", "-"
+		if r.Min != nil {
+			ours += " [" + formatNum(*r.Min) + ".." + formatNum(*r.Max) + "]"
+		}
 		if r.Baseline != nil {
 			base = formatNum(*r.Baseline)
+			if r.BaselineMin != nil {
+				base += " [" + formatNum(*r.BaselineMin) + ".." + formatNum(*r.BaselineMax) + "]"
+			}
 		}
 		if r.Ratio != nil {
 			ratio = strconv.FormatFloat(*r.Ratio, 'f', 3, 64)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, formatNum(r.Ours), base, r.Unit, ratio, r.Note)
+		if r.Met != nil {
+			target = r.Target + map[bool]string{true: " met", false: " MISSED"}[*r.Met]
+		}
+		note := r.Note
+		if r.Rounds > 0 {
+			note = fmt.Sprintf("median [min..max] of %d interleaved rounds; ", r.Rounds) + note
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, ours, base, r.Unit, ratio, target, note)
 	}
 	return tw.Flush()
 }

@@ -69,16 +69,20 @@ func TestWriteTable(t *testing.T) {
 		Solo("onion_encode_ns", "ns", 1034.6, ""),
 		NewRow("sync_incremental_bytes", "bytes", 1342426, 24323318, ""),
 		NewRow("tiny", "s", 0.0023921, 0, ""),
+		RoundsRow("sync_small", "s", []float64{3, 1, 2}, []float64{2, 1, 3}, 0, "x").WithTarget(true, 1.5),
+		RoundsRow("rtts", "round trips", []float64{1, 1.5, 1}, nil, 1, "y").WithTarget(true, 1),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
-		"NAME                    OURS      BASELINE  UNIT   RATIO  NOTE",
-		"connect_onion           0.7105    0.4275    s      1.662  median of 5",
-		"onion_encode_ns         1035      -         ns     -      ",
-		"sync_incremental_bytes  1342426   24323318  bytes  0.055  ",
-		"tiny                    0.002392  0         s      -      ",
+		"NAME                    OURS                  BASELINE              UNIT         RATIO  TARGET      NOTE",
+		"connect_onion           0.7105                0.4275                s            1.662  -           median of 5",
+		"onion_encode_ns         1035                  -                     ns           -      -           ",
+		"sync_incremental_bytes  1342426               24323318              bytes        0.055  -           ",
+		"tiny                    0.002392              0                     s            -      -           ",
+		"sync_small              2.000 [1.000..3.000]  2.000 [1.000..3.000]  s            1.000  <= 1.5 met  median [min..max] of 3 interleaved rounds; x",
+		"rtts                    1.000 [1.000..1.500]  1.000                 round trips  1.000  <= 1 met    median [min..max] of 3 interleaved rounds; y",
 	}
 	got := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
 	if len(got) != len(want) {

@@ -51,8 +51,20 @@ type Options struct {
 	// DirectScale is the largest in-process direct-TCP network discovery
 	// is timed on, after the DiscoverSizes.
 	DirectScale int
-	// Iterations is the number of timed connections per side.
+	// Iterations is the number of interleaved rounds of the connect and
+	// sync_small measurements (ours and raw in each); at least 5 for the
+	// published figures.
 	Iterations int
+	// SyncRounds is the number of interleaved rounds of the full syncs
+	// (each into a new empty store, then the raw pushes).
+	SyncRounds int
+	// NoAgents skips the agent-process measurements (startup, discovery,
+	// memory), which take most of a run.
+	NoAgents bool
+	// Profile is the private network's link profile (testnet.Profile:
+	// loopback, the default, public or slow). With Testnet the running
+	// network's own profile applies and a different one is an error.
+	Profile string
 	// Progress, if set, receives one line per step.
 	Progress func(string)
 }
@@ -83,6 +95,12 @@ func (o *Options) setDefaults() error {
 	if o.Iterations <= 0 {
 		o.Iterations = DefaultIterations
 	}
+	if o.SyncRounds <= 0 {
+		o.SyncRounds = DefaultIterations
+	}
+	if _, err := testnet.ParseProfile(o.Profile); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
 	return nil
 }
 
@@ -110,9 +128,13 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 		if err != nil {
 			return nil, err
 		}
+		if p, _ := testnet.ParseProfile(o.Profile); o.Profile != "" && p != info.Profile && !(p == testnet.ProfileLoopback && info.Profile == "") {
+			return nil, fmt.Errorf("bench: --profile %s, but the network in %s runs profile %q", o.Profile, o.Testnet, info.Profile)
+		}
 		nw = &info
 	}
-	e, err := startEnv(ctx, o.Dir, nw, progress)
+	profile, _ := testnet.ParseProfile(o.Profile)
+	e, err := startEnv(ctx, o.Dir, nw, profile, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -121,9 +143,11 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	var rows []Row
 	// Agents first, while nothing else loads the two cores; they are
 	// stopped before the transfers start.
-	agentRows, err := measureAgents(ctx, e, o, progress)
-	if err != nil {
-		return nil, err
+	var agentRows []Row
+	if !o.NoAgents {
+		if agentRows, err = measureAgents(ctx, e, o, progress); err != nil {
+			return nil, err
+		}
 	}
 	netRows, err := measureNetwork(ctx, e, o, progress)
 	if err != nil {
@@ -275,12 +299,12 @@ func measureNetwork(ctx context.Context, e *env, o Options, progress func(string
 		return nil, err
 	}
 	defer target.close()
-	progress("connect: %d new onion connections each, ours and raw interleaved", o.Iterations)
+	progress("connect: %d new onion connections each, ours and raw interleaved (profile %s)", o.Iterations, o.Profile)
 	rows, err := measureConnectOnion(ctx, e, target, o.Iterations)
 	if err != nil {
 		return nil, err
 	}
-	onionRows, err := measureOnionSync(ctx, e, holderID, holderStore, target, progress)
+	onionRows, err := measureOnionSync(ctx, e, o, holderID, holderStore, target, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +334,7 @@ func prepareHolder(ctx context.Context, o Options) (*identity.Identity, *memory.
 }
 
 // measureOnionSync: full sync over onion, the raw push, then incremental.
-func measureOnionSync(ctx context.Context, e *env, id *identity.Identity, st *memory.Store, target *peerHost, progress func(string, ...any)) ([]Row, error) {
+func measureOnionSync(ctx context.Context, e *env, o Options, id *identity.Identity, st *memory.Store, target *peerHost, progress func(string, ...any)) ([]Row, error) {
 	holder, err := e.newTorClient(ctx, id, st, nil)
 	if err != nil {
 		return nil, err
@@ -328,16 +352,20 @@ func measureOnionSync(ctx context.Context, e *env, id *identity.Identity, st *me
 	if err != nil {
 		return nil, err
 	}
-	progress("sync over onion: %d memories, then the raw push of as many bytes", n)
-	r, err := measureSync(ctx, p, n)
+	progress("sync over onion: %d memories, then the raw push of as many bytes, %d rounds", n, o.SyncRounds)
+	r, err := measureSync(ctx, p, n, o.SyncRounds, o.Dir, progress)
 	if err != nil {
 		return nil, err
 	}
-	inc, err := measureIncremental(ctx, p, r.sync)
+	inc, err := measureIncremental(ctx, p, r.sync[len(r.sync)-1])
 	if err != nil {
 		return nil, err
 	}
-	return append(syncRows("onion", r), inc), nil
+	small, err := measureSmall(ctx, e, p, o.Iterations, progress)
+	if err != nil {
+		return nil, err
+	}
+	return append(append(syncRows("onion", r), inc), small...), nil
 }
 
 // measureDirectSync: the same sync between direct-mode hosts on TCP
@@ -365,7 +393,7 @@ func measureDirectSync(ctx context.Context, e *env, o Options, id *identity.Iden
 		return nil, err
 	}
 	progress("sync over direct TCP: %d memories, then the raw push", n)
-	r, err := measureSync(ctx, syncPair{holder: holder, recv: recv, kind: "direct", dialRaw: e.dialTCP}, n)
+	r, err := measureSync(ctx, syncPair{holder: holder, recv: recv, kind: "direct", dialRaw: e.dialTCP}, n, o.SyncRounds, o.Dir, progress)
 	if err != nil {
 		return nil, err
 	}

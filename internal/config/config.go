@@ -74,6 +74,25 @@ type Config struct {
 	// DHT bounds what this agent's DHT server keeps for others (see
 	// DHTSettings).
 	DHT DHTSettings `json:"dht"`
+	// Timeouts bound dials and syncs (see TimeoutSettings).
+	Timeouts TimeoutSettings `json:"timeouts"`
+}
+
+// TimeoutSettings bound how long the agent waits on the network. The
+// defaults suit the public Tor network, where a new onion connection takes
+// seconds and a bridge circuit may move well under 200 KB/s.
+type TimeoutSettings struct {
+	// Dial bounds one connection attempt (SOCKS connect to the onion
+	// service, then the libp2p handshake).
+	Dial Duration `json:"dial"`
+	// Connect bounds reaching a peer, retries of transient onion failures
+	// included.
+	Connect Duration `json:"connect"`
+	// SyncIdle cuts off a sync when no byte moves either way for this
+	// long; a slow transfer that keeps moving is never cut off.
+	SyncIdle Duration `json:"sync_idle"`
+	// Sync bounds one whole sync session with one peer.
+	Sync Duration `json:"sync"`
 }
 
 // DHTSettings bound the advertisements and provider records this agent's
@@ -177,12 +196,23 @@ func Default() Config {
 		// The discovery package's defaults (an agent test checks they
 		// agree): far above what a network of agents needs, an agent
 		// stores one advertisement and at most 32 provider records.
-		DHT: DHTSettings{MaxRecords: 4096, MaxProviders: 8192, MaxProvidersPerPeer: 32},
+		DHT:      DHTSettings{MaxRecords: 4096, MaxProviders: 8192, MaxProvidersPerPeer: 32},
+		Timeouts: DefaultTimeouts(),
 		Tor: TorSettings{
 			OnionPort:        7420,
 			BootstrapTimeout: Duration(3 * time.Minute),
 			PoW:              true,
 		},
+	}
+}
+
+// DefaultTimeouts are the timeouts section's defaults.
+func DefaultTimeouts() TimeoutSettings {
+	return TimeoutSettings{
+		Dial:     Duration(time.Minute),
+		Connect:  Duration(3 * time.Minute),
+		SyncIdle: Duration(time.Minute),
+		Sync:     Duration(30 * time.Minute),
 	}
 }
 
@@ -258,6 +288,24 @@ func (c *Config) Validate() error {
 		if f.v < f.lo || f.v > f.hi {
 			return fieldErr(f.name, "%d out of range %d..%d", f.v, f.lo, f.hi)
 		}
+	}
+	to := c.Timeouts
+	for _, f := range []struct {
+		name   string
+		v      Duration
+		lo, hi time.Duration
+	}{
+		{"timeouts.dial", to.Dial, time.Second, time.Hour},
+		{"timeouts.connect", to.Connect, time.Second, 24 * time.Hour},
+		{"timeouts.sync_idle", to.SyncIdle, time.Second, time.Hour},
+		{"timeouts.sync", to.Sync, time.Second, 24 * time.Hour},
+	} {
+		if f.v.D() < f.lo || f.v.D() > f.hi {
+			return fieldErr(f.name, "%s out of range %s..%s", f.v.D(), f.lo, f.hi)
+		}
+	}
+	if to.Connect.D() < to.Dial.D() {
+		return fieldErr("timeouts.connect", "%s is shorter than timeouts.dial (%s): no dial could finish", to.Connect.D(), to.Dial.D())
 	}
 	t := c.Tor
 	if t.OnionPort <= 0 || t.OnionPort > 65535 {

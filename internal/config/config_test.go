@@ -71,6 +71,11 @@ func TestLoadErrors(t *testing.T) {
 		{"dht providers too many", `{"dht":{"max_providers":2000000}}`, `field "dht.max_providers": 2000000 out of range`},
 		{"dht per peer zero", `{"dht":{"max_providers_per_peer":0}}`, `field "dht.max_providers_per_peer"`},
 		{"dht unknown field", `{"dht":{"max_record":5}}`, `field "dht.max_record": unknown field`},
+		{"timeouts unknown field", `{"timeouts":{"idle":"1m"}}`, `field "timeouts.idle": unknown field`},
+		{"timeouts dial zero", `{"timeouts":{"dial":0}}`, `field "timeouts.dial": 0s out of range 1s..1h0m0s`},
+		{"timeouts sync_idle bad", `{"timeouts":{"sync_idle":"soon"}}`, `field "timeouts.sync_idle"`},
+		{"timeouts sync too long", `{"timeouts":{"sync":"48h"}}`, `field "timeouts.sync": 48h0m0s out of range`},
+		{"timeouts connect under dial", `{"timeouts":{"dial":"2m","connect":"1m"}}`, `field "timeouts.connect": 1m0s is shorter than timeouts.dial`},
 		{"bad port", `{"tor":{"onion_port":70000}}`, `field "tor.onion_port": 70000 out of range`},
 		{"zero port", `{"tor":{"onion_port":0}}`, `field "tor.onion_port"`},
 		{"negative max_streams", `{"tor":{"max_streams":-1}}`, `field "tor.max_streams": -1 out of range`},
@@ -237,6 +242,13 @@ func TestLoadKeepsDefaults(t *testing.T) {
 	c2, err := Parse([]byte(`{"dht":{"max_records":100}}`))
 	if err != nil || c2.DHT.MaxRecords != 100 || c2.DHT.MaxProviders != d.DHT.MaxProviders || c2.DHT.MaxProvidersPerPeer != d.DHT.MaxProvidersPerPeer {
 		t.Fatalf("partial dht section: %+v, %v", c2.DHT, err)
+	}
+	// Likewise a partial timeouts section; the defaults suit the public
+	// network.
+	c3, err := Parse([]byte(`{"timeouts":{"sync_idle":"90s"}}`))
+	want := TimeoutSettings{Dial: Duration(time.Minute), Connect: Duration(3 * time.Minute), SyncIdle: Duration(90 * time.Second), Sync: Duration(30 * time.Minute)}
+	if err != nil || c3.Timeouts != want {
+		t.Fatalf("partial timeouts section: %+v, %v", c3.Timeouts, err)
 	}
 	dir := t.TempDir()
 	if err := Save(dir, c); err != nil {

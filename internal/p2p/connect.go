@@ -250,7 +250,16 @@ func (hst *Host) connect(ctx context.Context, pi peer.AddrInfo) error {
 			}
 		}()
 	}
-	err := hst.h.Connect(ctx, pi)
+	var err error
+	if noIdentifyWait(ctx) {
+		// libp2p's Connect would also wait for identify; the swarm's
+		// dial returns once Noise and yamux are up.
+		if !hst.connected(pi.ID) {
+			_, err = hst.h.Network().DialPeer(ctx, pi.ID)
+		}
+	} else {
+		err = hst.h.Connect(ctx, pi)
+	}
 	switch {
 	case err == nil:
 		return nil

@@ -2,6 +2,7 @@ package syncproto
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,10 +31,21 @@ type conn struct {
 	sent    int64
 	framesS int
 	buf     []byte
+	// progress is the unix nanos of the last byte moved either way; the
+	// session's idle timer measures from it, so a large frame that keeps
+	// arriving never times out.
+	progress atomic.Int64
+	// byeEnds tells the reader the peer sends nothing after Bye (versions
+	// 1 and 2); a version 3 peer still answers requests after its Bye.
+	byeEnds atomic.Bool
+	ours    int // our protocol version, for the reader's check of Hello
+	hop     int // the deepest Hop received, set by the session
 }
 
 func newConn(ctx context.Context, rw io.ReadWriter, idle time.Duration, max int) *conn {
 	c := &conn{rw: rw, idle: idle, max: max}
+	c.touch()
+	c.byeEnds.Store(true)
 	if d, ok := rw.(deadliner); ok {
 		c.dl = d
 		// Cancelling ctx unblocks any read or write in progress.
@@ -57,14 +69,22 @@ func (c *conn) abort() {
 // support the write runs in a goroutine that outlives a timeout until rw is
 // closed.
 func (c *conn) write(ctx context.Context, m NetworkMessage) error {
+	m.Hop = c.hop + 1
 	b, err := AppendFrame(c.buf[:0], m, c.max)
 	if err != nil {
 		return err
 	}
 	c.buf = b
 	if c.dl != nil {
-		c.dl.SetWriteDeadline(time.Now().Add(c.idle))
-		_, err = c.rw.Write(b)
+		// The deadline is a no-progress timeout: it moves on with every
+		// chunk the peer accepts, so a slow but moving link never fails.
+		for rest := b; len(rest) > 0 && err == nil; {
+			n := min(len(rest), writeChunk)
+			c.dl.SetWriteDeadline(time.Now().Add(c.idle))
+			_, err = c.rw.Write(rest[:n])
+			rest = rest[n:]
+			c.touch()
+		}
 	} else {
 		done := make(chan error, 1)
 		cp := append([]byte(nil), b...)
@@ -91,6 +111,57 @@ func (c *conn) write(ctx context.Context, m NetworkMessage) error {
 	c.sent += int64(len(b))
 	c.framesS++
 	return nil
+}
+
+// writeChunk is how much one write may move before the no-progress
+// deadline is moved on: a peer taking longer than the idle timeout for
+// 64 KiB (about 1 KB/s) is stalled.
+const writeChunk = 64 << 10
+
+func (c *conn) touch() { c.progress.Store(time.Now().UnixNano()) }
+
+// sinceProgress is how long no byte has moved in either direction.
+func (c *conn) sinceProgress() time.Duration {
+	return time.Since(time.Unix(0, c.progress.Load()))
+}
+
+// progressFloor is the least that counts as progress short of a whole
+// frame: a peer dripping a byte now and then (slowloris) makes none, while
+// a slow circuit at 1 KB/s makes some every few seconds.
+const progressFloor = 4 << 10
+
+// progressReader reads with a deadline of the last progress plus the idle
+// timeout, and counts progress: a whole frame (readLoop) or progressFloor
+// bytes of one. Reading fails only when no progress is made for the idle
+// timeout, however large the frame.
+type progressReader struct {
+	c    *conn
+	part *int // bytes since the last progress
+}
+
+func (r progressReader) Read(p []byte) (int, error) {
+	c := r.c
+	var n int
+	var err error
+	for {
+		if c.dl != nil {
+			c.dl.SetReadDeadline(time.Unix(0, c.progress.Load()).Add(c.idle))
+			if c.quit.Load() { // abort raced with the line above
+				c.dl.SetReadDeadline(time.Unix(1, 0))
+			}
+		}
+		n, err = c.rw.Read(p)
+		// Our writes moving counts too (a peer busy reading a long
+		// answer sends nothing meanwhile): read on.
+		if n > 0 || err == nil || !isTimeout(err) || c.quit.Load() || c.sinceProgress() >= c.idle {
+			break
+		}
+	}
+	if *r.part += n; *r.part >= progressFloor {
+		*r.part = 0
+		c.touch()
+	}
+	return n, err
 }
 
 func isTimeout(err error) bool {
@@ -145,26 +216,32 @@ func (b *inbox) pop() (inbound, bool) {
 // peer sends nothing).
 func (c *conn) readLoop(box *inbox, done chan<- struct{}) {
 	defer close(done)
+	part := 0
 	for {
 		if c.quit.Load() {
 			return
 		}
-		if c.dl != nil {
-			c.dl.SetReadDeadline(time.Now().Add(c.idle))
-			if c.quit.Load() { // abort raced with the line above
-				c.dl.SetReadDeadline(time.Unix(1, 0))
-			}
-		}
-		m, n, err := ReadFrame(c.rw, c.max)
+		m, n, err := ReadFrame(progressReader{c, &part}, c.max)
 		if err != nil {
 			box.push(inbound{n: n, err: err})
 			return
 		}
+		part = 0
+		c.touch()
 		if !box.push(inbound{m: m, n: n}) {
 			box.push(inbound{err: fmt.Errorf("%w: peer sent more than %d bytes the session has not processed yet", ErrProtocol, box.limit)})
 			return
 		}
-		if m.Type == TypeBye {
+		if m.Type == TypeHello {
+			// A version 3 exchange goes on after the peer's Bye (it still
+			// answers our requests); older versions send nothing after it.
+			var h struct {
+				Version int `json:"version"`
+			}
+			json.Unmarshal(m.Payload, &h)
+			c.byeEnds.Store(min(h.Version, c.ours) < 3)
+		}
+		if m.Type == TypeBye && c.byeEnds.Load() {
 			return
 		}
 	}

@@ -8,10 +8,14 @@
 //
 //	{"msg_type": "<type>", "payload": <object>, "signature": null}
 //
-// (the reference's NetworkMessage). Bodies are at most 10 MiB; a header
+// (the reference's NetworkMessage; version 3 adds "hop", the frame's causal
+// depth: one more than the deepest hop its sender had received, from which
+// [Stats].RoundTrips is counted). Bodies are at most 10 MiB; a header
 // claiming more is refused before anything is allocated ([ErrFrameTooLarge]).
-// Each side stops the session when the peer sends nothing it is waiting for
-// during the idle timeout (30 s by default, [ErrTimeout]).
+// The idle timeout (30 s by default, [ErrTimeout]) is a no-progress
+// timeout: a session fails when no byte moves either way for that long,
+// whether it waits for a frame, reads one, or writes one the peer does not
+// read. A large frame on a slow circuit that keeps moving never times out.
 //
 // # Exchange
 //
@@ -48,6 +52,48 @@
 // a peer that only pings (see [Ping]) sends Ping, reads until Pong, and
 // leaves with Bye without a Hello. A sync with nothing new costs only Hello,
 // Auth, Summary, Done and Bye in each direction.
+//
+// MemoryRequest may carry "max_bytes" (version 3): the requester measures
+// the throughput of the responses so far and asks for about 2 s of it
+// (256 KiB before the first measurement); the responder clamps it to
+// [64 KiB, 4 MiB]. On a slow circuit a response then takes seconds, not
+// minutes, and the sender's silence while its buffered data drains stays far
+// below the idle timeout.
+//
+// # Version 3: one round trip for a small difference
+//
+// Hello carries "version": 3 and, when the store does not depend on the
+// peer's proof (no Options.Access) and the summary fits one part, the whole
+// Summary, so it is sent as soon as the stream opens and crosses the peer's
+// in the first half round trip. The last Summary part (in Hello or not)
+// carries "sketch": an invertible Bloom lookup table of every message ID
+// the side shows (48 cells; see sketch.go). Subtracting the two sketches
+// yields the symmetric difference when it holds up to about 20 IDs; both
+// sides compute the same thing, so without another message:
+//
+//   - difference decoded, at most 8 IDs each way: each side sends Push
+//     {"messages": [...]} with what the peer lacks; nobody requests;
+//   - decoded but larger: each side requests the IDs it lacks directly;
+//   - not decoded: the bucket reconciliation above.
+//
+// A side acts on the peer's summary (ID lists, pushes) only once the peer
+// has proven its key with Auth, or at once when the transport already
+// authenticated it (Options.TransportAuthenticated, libp2p). Pushed
+// messages are taken only if the sketches named them, and Add verifies
+// every signature as for a response. Done is folded into Bye: Bye means
+// "I ask for nothing more, and I hold everything I asked for or was
+// promised (pushes stored)"; a side still answers requests after its own
+// Bye and finishes once it has sent Bye and received the peer's, so when
+// either side returns both have stored what moved. With the transport
+// authenticated, one new memory on each side costs Hello, Auth, Push and
+// Bye each way. Over a stream the dialer opens, its Hello reaches the
+// listener at half a round trip; the listener's push reaches the dialer at
+// 1, the dialer's push the listener at 1.5, and the listener's Bye
+// confirming it the dialer at 2 (1 when only the listener had news).
+//
+// A version 3 side speaks to older peers: a version 1 or 2 Hello ignores
+// the embedded summary, and the lower version runs (Summary frames after
+// Auth, Done then Bye).
 //
 // Unknown message types are protocol violations ([ErrProtocol]).
 package syncproto

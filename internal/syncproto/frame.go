@@ -35,6 +35,7 @@ const (
 	TypeIDs            = "Ids"
 	TypeDone           = "Done"
 	TypeBuckets        = "Buckets"
+	TypePush           = "Push"
 )
 
 // NetworkMessage is one frame's body: {"msg_type", "payload", "signature"}.
@@ -44,6 +45,10 @@ type NetworkMessage struct {
 	Type      string          `json:"msg_type"`
 	Payload   json.RawMessage `json:"payload"`
 	Signature *string         `json:"signature"`
+	// Hop is the frame's causal depth: one more than the deepest frame
+	// its sender had received when sending it (version 3; older peers
+	// leave it out). Half the deepest hop is the session's round trips.
+	Hop int `json:"hop,omitempty"`
 }
 
 // NewMessage builds a NetworkMessage with payload marshalled to JSON.

@@ -189,6 +189,20 @@ func TestStallTimeout(t *testing.T) {
 	}{
 		{"silent after hello", func(p *rawPeer) { p.send(TypeHello, helloMsg{Nonce: nonceHex(), Version: 1}) }, "nothing received"},
 		{"silent from the start", func(p *rawPeer) {}, "waiting for hello"},
+		// Slowloris: a byte every quarter idle timeout never adds up to
+		// progress (a whole frame or progressFloor bytes).
+		{"drips a frame", func(p *rawPeer) {
+			b := binary.BigEndian.AppendUint32(nil, 1000)
+			b = append(b, bytes.Repeat([]byte{'{'}, 1000)...)
+			go func() {
+				for _, c := range b {
+					if _, err := p.conn.Write([]byte{c}); err != nil {
+						return
+					}
+					time.Sleep(75 * time.Millisecond)
+				}
+			}()
+		}, "nothing received"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

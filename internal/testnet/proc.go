@@ -223,6 +223,9 @@ func NodeProcess(pid int, dir string) (node string, ok bool) {
 		if i > 0 && args[i-1] == "-f" && strings.HasPrefix(a, dir+string(filepath.Separator)) {
 			node = filepath.Base(filepath.Dir(a))
 		}
+		if i > 0 && args[i-1] == "--config" && a == filepath.Join(dir, shapeFileName) {
+			node = "shaper" // `mmogit testnet shape --config DIR/shaper.json`
+		}
 	}
 	return node, true
 }

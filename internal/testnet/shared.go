@@ -25,7 +25,8 @@ var shared struct {
 const sharedPrefix = "mmogit-testnet-shared-"
 
 // Shared returns a network shared by all tests of the calling test binary,
-// starting it on first use (~10 s). If it cannot start, every caller fails
+// starting it on first use (~10 s), with the profile named by
+// $MMOGIT_TESTNET_PROFILE (loopback when unset). If it cannot start, every caller fails
 // with the same error. Tests must not Close it: its processes are owned by
 // the test binary (TAKEOWNERSHIP) and exit when it does; a TestMain may
 // call CloseShared after m.Run to stop them earlier and remove its
@@ -68,13 +69,17 @@ func CloseShared() error {
 
 func startShared() (*Network, error) {
 	sweepShared()
+	profile, err := ProfileFromEnv()
+	if err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", sharedPrefix+strconv.Itoa(os.Getpid())+"-")
 	if err != nil {
 		return nil, fmt.Errorf("testnet: shared: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	n, err := Start(ctx, Options{Dir: dir})
+	n, err := Start(ctx, Options{Dir: dir, Profile: profile})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

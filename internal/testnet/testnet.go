@@ -39,11 +39,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/mmogit/mmogit/internal/netshape"
 	"github.com/mmogit/mmogit/internal/platform"
 )
 
@@ -78,11 +80,25 @@ type Options struct {
 	Logger *slog.Logger
 	// Progress, if set, receives short human-readable progress lines.
 	Progress func(string)
+	// Profile picks the link conditions (see Profile); "" is
+	// ProfileLoopback.
+	Profile Profile
+	// Shaped puts shapers in front of the ORPorts even under
+	// ProfileLoopback (zero latency, no cap), so that tests can inject
+	// faults through Network.Shaper.
+	Shaped bool
+	// ShaperCommand runs the shapers of a Detached shaped network as
+	// their own process: Start appends "--config DIR/shaper.json" and
+	// the command must serve it with RunShaper (`mmogit testnet shape`).
+	// Without Detached the shapers run inside this process.
+	ShaperCommand []string
 
 	// extraTorrc adds lines to the torrc of the named node; tests use it
 	// to make a node fail.
 	extraTorrc map[string][]string
 }
+
+func (o Options) shaped() bool { return o.Shaped || o.Profile.Shaped() }
 
 // ErrMissingTool is returned when tor, tor-gencert or obfs4proxy is not
 // installed.
@@ -102,6 +118,8 @@ type Info struct {
 	BridgeLine        string   `json:"bridge_line,omitempty"`
 	BridgeClientTorrc []string `json:"bridge_client_torrc,omitempty"`
 	PIDs              []int    `json:"pids"`
+	// Profile is the network's link profile (see Profile).
+	Profile Profile `json:"profile,omitempty"`
 }
 
 // infoFile is the name of the Info file inside Options.Dir.
@@ -116,6 +134,10 @@ type Network struct {
 	info   Info
 	nodes  []*node
 	shared bool // the Shared network: Close is a no-op, CloseShared stops it
+	// shapers are the in-process shapers by node nickname; a Detached
+	// network's shapers live in shaperProc instead.
+	shapers    map[string]*netshape.Shaper
+	shaperProc *exec.Cmd
 
 	closeOnce sync.Once
 }
@@ -171,8 +193,32 @@ func (n *Network) Close() error {
 }
 
 func (n *Network) close() error {
-	n.closeOnce.Do(func() { stopAll(n.nodes) })
+	n.closeOnce.Do(func() {
+		stopAll(n.nodes)
+		closeShapers(n.shapers)
+		stopShaperProc(n.shaperProc)
+	})
 	return nil
+}
+
+// Profile is the network's link profile.
+func (n *Network) Profile() Profile { return n.info.Profile }
+
+// Shaper returns the shaper in front of the named node's ORPort ("auth0",
+// "relay2", ...), for fault injection (SetDown, SetResetFraction); nil on
+// an unshaped network or for a Detached one (its shapers run in another
+// process).
+func (n *Network) Shaper(node string) *netshape.Shaper { return n.shapers[node] }
+
+// ShapedNodes lists the nicknames of the nodes behind an in-process
+// shaper, sorted.
+func (n *Network) ShapedNodes() []string {
+	var ns []string
+	for k := range n.shapers {
+		ns = append(ns, k)
+	}
+	slices.Sort(ns)
+	return ns
 }
 
 func stopAll(nodes []*node) {
@@ -260,6 +306,15 @@ func Start(ctx context.Context, opts Options) (*Network, error) {
 	}
 	if opts.Relays < 1 {
 		opts.Relays = DefaultRelays
+	}
+	if opts.Profile == "" {
+		opts.Profile = ProfileLoopback
+	}
+	if _, err := ParseProfile(string(opts.Profile)); err != nil {
+		return nil, err
+	}
+	if opts.shaped() && opts.Detached && len(opts.ShaperCommand) == 0 {
+		return nil, errors.New("testnet: a Detached shaped network needs Options.ShaperCommand")
 	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
@@ -410,6 +465,30 @@ func (s *starter) launch(ctx context.Context) (_ *Network, err error) {
 	exited := make(chan *node, len(nodes))
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	var (
+		shapers    map[string]*netshape.Shaper
+		shaperProc *exec.Cmd
+	)
+	if s.opts.shaped() {
+		routes := shapeRoutes(nodes, s.opts.Profile)
+		if s.opts.Detached {
+			shaperProc, err = s.startShaperProc(ctx, routes)
+		} else {
+			// Not ctx: the shapers outlive Start, until Network.Close.
+			shapers, err = startShapers(context.Background(), routes, s.log)
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.progress(fmt.Sprintf("%d shapers up (profile %s: one-way %v±%v per hop, %d B/s per relay)",
+			len(routes), s.opts.Profile, s.opts.Profile.Link().Latency, s.opts.Profile.Link().Jitter, s.opts.Profile.Link().Rate))
+		defer func() {
+			if err != nil {
+				closeShapers(shapers)
+				stopShaperProc(shaperProc)
+			}
+		}()
+	}
 	go func() {
 		select {
 		case nd := <-exited:
@@ -467,10 +546,11 @@ func (s *starter) launch(ctx context.Context) (_ *Network, err error) {
 	if err := run(client); err != nil {
 		return nil, err
 	}
-	n := &Network{nodes: started}
+	n := &Network{nodes: started, shapers: shapers, shaperProc: shaperProc}
 	if err := s.awaitClient(ctx, n, client); err != nil {
 		return nil, err
 	}
+	n.info.Profile = s.opts.Profile
 	s.progress(fmt.Sprintf("client bootstrapped %.1fs after launch", time.Since(launch).Seconds()))
 	owners.Wait()
 	if err := errors.Join(ownerErrs...); err != nil {
@@ -483,6 +563,9 @@ func (s *starter) launch(ctx context.Context) (_ *Network, err error) {
 	}
 	for _, nd := range started {
 		n.info.PIDs = append(n.info.PIDs, nd.pid())
+	}
+	if shaperProc != nil {
+		n.info.PIDs = append(n.info.PIDs, shaperProc.Process.Pid)
 	}
 	if err := writeInfo(n.info); err != nil {
 		return nil, err
@@ -511,6 +594,9 @@ func (s *starter) configure() ([]*node, error) {
 	nports := 0
 	for i, nick := range s.nicks {
 		nports += perNode[s.roleOf(i, nick)]
+		if s.shapes(s.roleOf(i, nick)) {
+			nports++
+		}
 	}
 	ports, err := freePorts(nports)
 	if err != nil {
@@ -526,10 +612,13 @@ func (s *starter) configure() ([]*node, error) {
 			role: r, nick: nick, dataDir: filepath.Join(s.opts.Dir, nick),
 			geoIP: s.geoIP[0], geoIPv6: s.geoIP[1], orPort: next(),
 		}}
+		if s.shapes(r) {
+			nd.cfg.shapedPort = next()
+		}
 		switch r {
 		case roleAuthority:
 			nd.cfg.dirPort = next()
-			auths = append(auths, authority{nick: nick, orPort: nd.cfg.orPort, dirPort: nd.cfg.dirPort,
+			auths = append(auths, authority{nick: nick, orPort: nd.cfg.advertisedORPort(), dirPort: nd.cfg.dirPort,
 				v3ident: nd.keys.v3ident, fingerprint: nd.keys.fingerprint})
 		case roleBridge:
 			nd.cfg.ptPort, nd.cfg.ptPath = next(), s.tools.obfs4
@@ -559,6 +648,13 @@ func (s *starter) configure() ([]*node, error) {
 		}
 	}
 	return nodes, nil
+}
+
+// shapes reports whether a node of role r sits behind a shaper: relays
+// and authorities on a shaped network (the bridge is reached through its
+// obfs4 port, which stays direct).
+func (s *starter) shapes(r role) bool {
+	return s.opts.shaped() && (r == roleAuthority || r == roleRelay)
 }
 
 func (s *starter) roleOf(i int, nick string) role {

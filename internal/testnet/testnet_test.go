@@ -17,6 +17,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	runShaperHelper()
 	code := m.Run()
 	if err := CloseShared(); err != nil {
 		println("testnet: close shared:", err.Error())

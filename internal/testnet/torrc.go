@@ -60,7 +60,7 @@ func votingStartOffset(launch time.Time) (offset int, validAfter time.Time) {
 // authority is what the other nodes need to know about one authority.
 type authority struct {
 	nick        string
-	orPort      int
+	orPort      int // as advertised: the shaper's port on a shaped network
 	dirPort     int
 	v3ident     string // fingerprint of the authority certificate
 	fingerprint string // RSA relay identity fingerprint
@@ -120,7 +120,8 @@ type nodeConfig struct {
 	auths       []authority
 	geoIP       string
 	geoIPv6     string
-	orPort      int    // relays, authorities, bridge
+	orPort      int    // relays, authorities, bridge: where tor listens
+	shapedPort  int    // when shaped: the shaper's port, which tor advertises
 	dirPort     int    // authorities
 	ptPort      int    // bridge: obfs4 listen port
 	ptPath      string // bridge: obfs4proxy binary
@@ -165,8 +166,16 @@ func (c nodeConfig) baseTorrc() []string {
 			"FetchDirInfoExtraEarly 1",
 		)
 	}
+	if c.shapedPort != 0 {
+		// tor listens on orPort but advertises the shaper in front of it,
+		// so every other node reaches this one through the shaper.
+		lines = append(lines,
+			fmt.Sprintf("ORPort 127.0.0.1:%d NoAdvertise", c.orPort),
+			fmt.Sprintf("ORPort 127.0.0.1:%d NoListen", c.shapedPort))
+	} else {
+		lines = append(lines, fmt.Sprintf("ORPort 127.0.0.1:%d", c.orPort))
+	}
 	lines = append(lines,
-		fmt.Sprintf("ORPort 127.0.0.1:%d", c.orPort),
 		"Address 127.0.0.1",
 		"SocksPort 0",
 		"AssumeReachable 1",
@@ -247,4 +256,13 @@ func parseBridgeLine(file string, port int, fingerprint string) (string, error) 
 		return fmt.Sprintf("obfs4 127.0.0.1:%d %s %s %s", port, fingerprint, cert, iat), nil
 	}
 	return "", fmt.Errorf("testnet: no obfs4 bridge line in %q", file)
+}
+
+// advertisedORPort is the ORPort the node publishes: the shaper's when it
+// has one.
+func (c nodeConfig) advertisedORPort() int {
+	if c.shapedPort != 0 {
+		return c.shapedPort
+	}
+	return c.orPort
 }

@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"context"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mmogit/mmogit/internal/cluster"
+	"github.com/mmogit/mmogit/internal/localapi"
+	"github.com/mmogit/mmogit/internal/testnet"
+)
+
+// Tests for public-network conditions (make test-public): the shared
+// network then runs with $MMOGIT_TESTNET_PROFILE's shaping, and these add
+// what only makes sense there.
+
+// ranExplicitly reports whether -run names the test, so that a test
+// skipped by default still runs when asked for by name.
+func ranExplicitly(name string) bool {
+	f := flag.Lookup("test.run")
+	return f != nil && strings.Contains(f.Value.String(), name)
+}
+
+// TestBulkSync: ~5 MB of memories cross a sync on the `slow` profile
+// (public latency, ~100 KB/s per circuit) and all of them arrive, each
+// once and valid. It runs when the shared network is slow, or by name.
+func TestBulkSync(t *testing.T) {
+	p, err := testnet.ProfileFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p != testnet.ProfileSlow && !ranExplicitly("TestBulkSync") {
+		t.Skipf("needs %s=slow (make test-public runs it), or -run TestBulkSync", testnet.ProfileEnv)
+	}
+	ag := startAgents(t, agentSpec{name: "holder"}, agentSpec{name: "puller"})
+	holder, puller := ag[0], ag[1]
+	const n = 5000 // × ~1 KB of incompressible content ≈ 5 MB
+	bulkPost(t, holder, "bulk", n)
+	start := time.Now()
+	r := syncPersist(t, puller, holder, 3)
+	t.Logf("profile %s: %d messages (%d bytes received) in %.1fs (sync reports %.1fs)",
+		p, r.Received, r.BytesRecv, time.Since(start).Seconds(), r.DurationMs/1000)
+	wantExactly(t, puller, holder)
+}
+
+// TestShapedFaults: on a shaped network of its own (the shared network's
+// profile, with shapers even on loopback), a sync completes — with the
+// retries a careful caller makes — while a fraction of the connections
+// between tor nodes are reset mid-stream, and while a relay goes away and
+// comes back. The shapers' counters show the faults did happen.
+func TestShapedFaults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("its own private Tor network and two agents")
+	}
+	p, err := testnet.ProfileFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	nw, err := testnet.Start(ctx, testnet.Options{Dir: t.TempDir(), Profile: p, Shaped: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nw.Close() })
+	ag := startAgentsOn(t, nw.Info().Dir, agentSpec{name: "holder"}, agentSpec{name: "puller"})
+	holder, puller := ag[0], ag[1]
+
+	t.Run("ConnectionsResetMidStream", func(t *testing.T) {
+		// Connections the tors open from now on: 30 % die after at most
+		// 256 KiB (netshape's default ResetAfter).
+		for _, node := range nw.ShapedNodes() {
+			nw.Shaper(node).SetResetFraction(0.3)
+		}
+		defer func() {
+			for _, node := range nw.ShapedNodes() {
+				nw.Shaper(node).SetResetFraction(0)
+			}
+		}()
+		before := resets(nw)
+		// Drop the tors' existing connections so that the new ones draw.
+		for _, node := range nw.ShapedNodes() {
+			nw.Shaper(node).SetDown(true)
+			nw.Shaper(node).SetDown(false)
+		}
+		bulkPost(t, holder, "reset", 1500)
+		syncPersist(t, puller, holder, 6)
+		wantExactly(t, puller, holder)
+		if got := resets(nw) - before; got == 0 {
+			t.Error("no connection was reset mid-stream: the fault was not exercised")
+		} else {
+			t.Logf("%d connections reset mid-stream", got)
+		}
+	})
+
+	t.Run("RelayDownAndBack", func(t *testing.T) {
+		bulkPost(t, holder, "down", 1500)
+		sh := nw.Shaper("relay0")
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			time.Sleep(time.Second)
+			sh.SetDown(true)
+			time.Sleep(10 * time.Second)
+			sh.SetDown(false)
+		}()
+		before := sh.Stats()
+		syncPersist(t, puller, holder, 6)
+		<-done
+		wantExactly(t, puller, holder)
+		after := sh.Stats()
+		dropped, refused := after.Dropped-before.Dropped, after.Refused-before.Refused
+		t.Logf("relay0 while down: %d open connections dropped, %d refused", dropped, refused)
+		if dropped+refused == 0 {
+			t.Error("relay0 going down touched no connection: the fault was not exercised")
+		}
+	})
+}
+
+// resets sums the injected resets of every shaper of nw.
+func resets(nw *testnet.Network) int64 {
+	var n int64
+	for _, node := range nw.ShapedNodes() {
+		n += nw.Shaper(node).Stats().Reset
+	}
+	return n
+}
+
+// syncPersist syncs until a sync finishes without error, at most attempts
+// times, as a caller that must get the data across would: under injected
+// faults any failure may be transient. Failures are logged.
+func syncPersist(t *testing.T, from, to *cluster.Agent, attempts int) localapi.SyncResult {
+	t.Helper()
+	for i := 1; ; i++ {
+		r, err := syncOnce(t, from, to)
+		if r.Error == "" && err == nil {
+			return r
+		}
+		if i == attempts {
+			t.Fatalf("%s → %s: %d syncs failed, last: %s (%s)", from.Name, to.Name, i, r.Error, r.ErrorKind)
+		}
+		t.Logf("attempt %d: %s (%s) after %.1fs (received %d); retrying", i, r.Error, r.ErrorKind, r.DurationMs/1000, r.Received)
+		time.Sleep(2 * time.Second)
+	}
+}
