@@ -2,13 +2,16 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/mmogit/mmogit/internal/cluster"
 	"github.com/mmogit/mmogit/internal/localapi"
+	"github.com/mmogit/mmogit/internal/platform"
 	"github.com/mmogit/mmogit/internal/testnet"
 )
 
@@ -143,5 +146,64 @@ func syncPersist(t *testing.T, from, to *cluster.Agent, attempts int) localapi.S
 		}
 		t.Logf("attempt %d: %s (%s) after %.1fs (received %d); retrying", i, r.Error, r.ErrorKind, r.DurationMs/1000, r.Received)
 		time.Sleep(2 * time.Second)
+	}
+}
+
+// TestTestnetUpProfileCLI: `testnet up --profile slow` leaves a network and
+// its shaper process running after the command returns; status names the
+// profile and the shaper; down stops every process; an unknown profile is
+// refused with its name.
+func TestTestnetUpProfileCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a private Tor network")
+	}
+	root := t.TempDir()
+	dir := filepath.Join(root, "net")
+	if _, stderr, err := mm(t, root, "", "testnet", "up", "--dir", dir, "--profile", "lan"); err == nil || !strings.Contains(stderr, `"lan"`) {
+		t.Fatalf("up --profile lan: %v %s", err, stderr)
+	}
+	out, stderr, err := mm(t, root, "", "--json", "testnet", "up", "--dir", dir, "--profile", "slow")
+	if err != nil {
+		t.Fatal(err, stderr)
+	}
+	t.Cleanup(func() { mm(t, root, "", "testnet", "down", "--dir", dir) })
+	var info testnet.Info
+	if err := json.Unmarshal([]byte(out), &info); err != nil || info.Profile != testnet.ProfileSlow {
+		t.Fatalf("up output %q: %v", out, err)
+	}
+	out, stderr, err = mm(t, root, "", "--json", "testnet", "status", "--dir", dir)
+	if err != nil {
+		t.Fatal(err, stderr)
+	}
+	var st struct {
+		Profile   string
+		Running   bool
+		Processes []struct {
+			Node    string
+			PID     int
+			Running bool
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err, out)
+	}
+	var shaper int
+	for _, p := range st.Processes {
+		if p.Node == "shaper" && p.Running {
+			shaper = p.PID
+		}
+	}
+	if st.Profile != "slow" || !st.Running || shaper == 0 {
+		t.Fatalf("status = %s; want profile slow, running, with a shaper process", out)
+	}
+	if _, stderr, err := mm(t, root, "", "testnet", "down", "--dir", dir); err != nil {
+		t.Fatal(err, stderr)
+	}
+	for _, p := range st.Processes {
+		if platform.Alive(p.PID) {
+			if _, ok := testnet.NodeProcess(p.PID, dir); ok {
+				t.Errorf("%s (pid %d) still running after down", p.Node, p.PID)
+			}
+		}
 	}
 }
