@@ -102,11 +102,15 @@ func TestShapedFaults(t *testing.T) {
 		bulkPost(t, holder, "down", 1500)
 		sh := nw.Shaper("relay0")
 		done := make(chan struct{})
+		var activeWhileDown int64 // read after done
 		go func() {
 			defer close(done)
 			time.Sleep(time.Second)
 			sh.SetDown(true)
-			time.Sleep(10 * time.Second)
+			time.Sleep(5 * time.Second)
+			// tors keep trying relay0 meanwhile; none may get through.
+			activeWhileDown = sh.Stats().Active
+			time.Sleep(5 * time.Second)
 			sh.SetDown(false)
 		}()
 		before := sh.Stats()
@@ -118,6 +122,9 @@ func TestShapedFaults(t *testing.T) {
 		t.Logf("relay0 while down: %d open connections dropped, %d refused", dropped, refused)
 		if dropped+refused == 0 {
 			t.Error("relay0 going down touched no connection: the fault was not exercised")
+		}
+		if activeWhileDown != 0 {
+			t.Errorf("relay0 had %d open connections while down", activeWhileDown)
 		}
 	})
 }
