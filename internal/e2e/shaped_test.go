@@ -72,10 +72,10 @@ func TestShapedFaults(t *testing.T) {
 	holder, puller := ag[0], ag[1]
 
 	t.Run("ConnectionsResetMidStream", func(t *testing.T) {
-		// Connections the tors open from now on: 30 % die after at most
+		// Connections the tors open from now on: 20 % die after at most
 		// 256 KiB (netshape's default ResetAfter).
 		for _, node := range nw.ShapedNodes() {
-			nw.Shaper(node).SetResetFraction(0.3)
+			nw.Shaper(node).SetResetFraction(0.2)
 		}
 		defer func() {
 			for _, node := range nw.ShapedNodes() {
@@ -89,7 +89,7 @@ func TestShapedFaults(t *testing.T) {
 			nw.Shaper(node).SetDown(false)
 		}
 		bulkPost(t, holder, "reset", 1500)
-		syncPersist(t, puller, holder, 6)
+		syncPersist(t, puller, holder, 8)
 		wantExactly(t, puller, holder)
 		if got := resets(nw) - before; got == 0 {
 			t.Error("no connection was reset mid-stream: the fault was not exercised")
