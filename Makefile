@@ -32,7 +32,7 @@ test: deps cross
 PUBLIC_TESTS := ^(TestTwoAgentsSyncOverOnion|TestDiscoveryFiveAgents|TestRestrictedOnionService|TestTorKilledRecovers|TestFaults|TestShapedFaults)$$
 test-public: deps
 	MMOGIT_TESTNET_PROFILE=public $(GO) test -count=1 -timeout 40m -run '$(PUBLIC_TESTS)' ./internal/e2e
-	MMOGIT_TESTNET_PROFILE=slow $(GO) test -count=1 -timeout 20m -run '^TestBulkSync$$' ./internal/e2e
+	MMOGIT_TESTNET_PROFILE=slow $(GO) test -count=1 -v -timeout 20m -run '^TestBulkSync$$' ./internal/e2e
 
 # Everything: the suite, then the same core under public-network conditions.
 test-full: test test-public

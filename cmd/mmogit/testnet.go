@@ -139,6 +139,7 @@ type testnetProc struct {
 // testnetStatusOut is what `testnet status --json` prints.
 type testnetStatusOut struct {
 	Dir        string        `json:"dir"`
+	Profile    string        `json:"profile"`
 	Running    bool          `json:"running"` // every process is alive
 	Alive      int           `json:"alive"`
 	Processes  []testnetProc `json:"processes"`
@@ -161,7 +162,11 @@ func testnetStatus(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	out := testnetStatusOut{Dir: dir, Processes: []testnetProc{}, Socks: info.Socks, Control: info.Control, Cookie: info.Cookie, BridgeLine: info.BridgeLine}
+	profile := info.Profile
+	if profile == "" {
+		profile = testnet.ProfileLoopback // written before profiles existed
+	}
+	out := testnetStatusOut{Dir: dir, Profile: string(profile), Processes: []testnetProc{}, Socks: info.Socks, Control: info.Control, Cookie: info.Cookie, BridgeLine: info.BridgeLine}
 	for _, pid := range info.PIDs {
 		node, ok := testnet.NodeProcess(pid, dir)
 		out.Processes = append(out.Processes, testnetProc{PID: pid, Node: node, Running: ok})
@@ -185,7 +190,7 @@ func testnetStatus(ctx context.Context, dir string) error {
 		case !out.Running:
 			state = "DEGRADED"
 		}
-		fmt.Fprintf(w, "private Tor network in %s: %s (%d of %d tor processes alive)\n", out.Dir, state, out.Alive, len(out.Processes))
+		fmt.Fprintf(w, "private Tor network in %s (profile %s): %s (%d of %d processes alive)\n", out.Dir, out.Profile, state, out.Alive, len(out.Processes))
 		for _, p := range out.Processes {
 			mark := "running"
 			if !p.Running {

@@ -170,8 +170,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if r.Profile == "" {
 		r.Profile = testnet.ProfileLoopback
 	}
-	l := r.Profile.Link()
-	r.Link = fmt.Sprintf("one-way %v±%v per hop, %d B/s per relay", l.Latency, l.Jitter, l.Rate)
+	r.Link = "unshaped"
+	if l := r.Profile.Link(); r.Profile.Shaped() {
+		r.Link = fmt.Sprintf("one-way %v±%v per hop, %d B/s per relay", l.Latency, l.Jitter, l.Rate)
+	}
 	var conns, rtts, bulks []float64
 	for i, h := range hosts {
 		c, took, err := newConn(ctx, o.Network.Socks, h)

@@ -28,6 +28,11 @@
 //
 // `mmogit testnet up` uses Start with Detached, and `mmogit testnet down`
 // uses Stop on the directory's testnet.json.
+//
+// Options.Profile (or $MMOGIT_TESTNET_PROFILE for Shared) shapes the
+// links: under ProfilePublic and ProfileSlow every relay's and authority's
+// ORPort is reached through a netshape.Shaper that adds public-network
+// latency and a bandwidth cap; see Profile.
 package testnet
 
 import (
