@@ -133,8 +133,8 @@ func sortEntries(es []object.TreeEntry) {
 }
 
 // treeEdit adds files to a tree given by hash (zero for an empty tree).
-// Paths are "dir/name" with exactly one directory level, the layout this
-// package writes. Existing paths are left untouched and reported as skipped,
+// Paths are "name" (the flat layout this package writes) or "dir/name"
+// (the fan-out layout it used to write), at most one directory level. Existing paths are left untouched and reported as skipped,
 // which is what makes Add idempotent under the branch lock.
 type treeEdit struct {
 	w     *objectWriter
@@ -148,15 +148,41 @@ func (te *treeEdit) apply(root plumbing.Hash, files map[string][]byte) (plumbing
 		return plumbing.ZeroHash, err
 	}
 	byDir := map[string]map[string][]byte{}
+	var rootFiles []string
 	for p, data := range files {
 		dir, name, ok := strings.Cut(p, "/")
-		if !ok || strings.Contains(name, "/") {
+		if !ok {
+			if p == "" {
+				return plumbing.ZeroHash, fmt.Errorf("memory: bad path %q", p)
+			}
+			rootFiles = append(rootFiles, p)
+			continue
+		}
+		if name == "" || dir == "" || strings.Contains(name, "/") {
 			return plumbing.ZeroHash, fmt.Errorf("memory: bad path %q", p)
 		}
 		if byDir[dir] == nil {
 			byDir[dir] = map[string][]byte{}
 		}
 		byDir[dir][name] = data
+	}
+	if len(rootFiles) > 0 {
+		have := make(map[string]bool, len(rootEntries))
+		for _, e := range rootEntries {
+			have[e.Name] = true
+		}
+		sort.Strings(rootFiles) // deterministic object order
+		for _, name := range rootFiles {
+			if have[name] {
+				continue
+			}
+			h, err := te.w.put(plumbing.BlobObject, nil, files[name])
+			if err != nil {
+				return plumbing.ZeroHash, err
+			}
+			rootEntries = append(rootEntries, object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: h})
+			te.added = append(te.added, name)
+		}
 	}
 	for dir, fs := range byDir {
 		idx := -1

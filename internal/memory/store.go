@@ -35,8 +35,11 @@ const maxErrors = 100
 // concurrent use, and several processes may use the same repository: writes
 // to a branch are serialised by a lock file inside the repository.
 //
-// Layout: branch users/<first 8 hex of author>, file <id[:2]>/<id>.json per
-// message (id from Message.ID), one commit per Post. Objects are written and
+// Layout: branch users/<first 8 hex of author>, one file per message at the
+// root of the branch's tree, named by [FileName] (<timestamp>_<id>.json),
+// one commit per Post: the layout the reference mmogit reads. Files of the
+// older fan-out layout (<id[:2]>/<id>.json) are read as well, and
+// [Store.Migrate] moves them to the root. Objects are written and
 // fsynced before the branch ref is replaced by an atomic rename, so a crash
 // leaves at worst unreferenced objects, never a branch pointing at nothing.
 type Store struct {
@@ -50,6 +53,7 @@ type Store struct {
 	// the caches below.
 	mu       sync.Mutex
 	st       storage.Storer
+	fanOut   bool                     // write the old layout (benchmark baseline only)
 	blobs    map[plumbing.Hash]parsed // parsed blobs by content hash
 	branches map[string]branchScan    // last scan per branch
 }
@@ -126,7 +130,42 @@ func BranchFor(author string) string {
 	return BranchPrefix + author
 }
 
-func filePath(id string) string { return id[:2] + "/" + id + ".json" }
+// fanOutPath is where messages were stored before the flat layout: one
+// directory per first two hex of the ID. It is still read (every file of a
+// branch's tree is), and [Store.Migrate] moves such files to the root.
+func fanOutPath(id string) string { return id[:2] + "/" + id + ".json" }
+
+// FileName is the name of m's file at the root of its branch's tree.
+//
+// The reference mmogit names a post after its timestamp with ':', '-' and
+// '.' replaced by '_' (src/post.rs) and reads only the root-level .json
+// files of a branch (src/show.rs), so two of its posts in the same
+// nanosecond overwrite each other. The name here starts the same way and
+// adds the message ID, so the reference still reads every file, names
+// still sort by time, and no two messages share one: the ID covers every
+// byte of the message, which keeps Add's "already stored" check exact.
+func FileName(m Message) string {
+	ts := []byte(m.Timestamp)
+	if len(ts) > 64 {
+		ts = ts[:64]
+	}
+	for i, c := range ts {
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '+':
+		default: // ':', '-', '.' as the reference; anything else (a file name has no business holding it) too
+			ts[i] = '_'
+		}
+	}
+	return string(ts) + "_" + m.ID() + ".json"
+}
+
+// path is where s stores m.
+func (s *Store) path(m Message) string {
+	if s.fanOut {
+		return fanOutPath(m.ID())
+	}
+	return FileName(m)
+}
 
 func encode(m Message) ([]byte, error) {
 	b, err := json.MarshalIndent(m, "", "  ")
@@ -153,7 +192,7 @@ func (s *Store) Post(ctx context.Context, priv ed25519.PrivateKey, content strin
 	}
 	id := m.ID()
 	s.rememberVerified(data, m)
-	if _, err := s.commit(ctx, BranchFor(m.Author), map[string][]byte{filePath(id): data}, "memory "+id); err != nil {
+	if _, err := s.commit(ctx, BranchFor(m.Author), map[string][]byte{s.path(m): data}, "memory "+id); err != nil {
 		return Message{}, fmt.Errorf("memory: post: %w", err)
 	}
 	return m, nil
@@ -215,7 +254,7 @@ func (s *Store) Add(ctx context.Context, msgs []Message) (AddResult, error) {
 		if byBranch[b] == nil {
 			byBranch[b] = map[string][]byte{}
 		}
-		byBranch[b][filePath(id)] = data
+		byBranch[b][s.path(m)] = data
 	}
 	branches := make([]string, 0, len(byBranch))
 	for b := range byBranch {
