@@ -51,6 +51,10 @@ var (
 	ErrTooLarge          = errors.New("memory: content too large")
 	ErrMalformed         = errors.New("memory: malformed message file")
 	ErrNotUTF8           = errors.New("memory: content is not valid UTF-8")
+	// ErrEnvelope marks a reference mmogit encrypted envelope: not a
+	// forgery, but nothing anyone other than its author can read or
+	// verify (see package refenvelope and OpenEnvelopes).
+	ErrEnvelope = errors.New("memory: reference mmogit encrypted envelope, readable and verifiable only by its author")
 )
 
 // Message is one signed memory, in the reference wire and storage format.

@@ -22,6 +22,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage"
 	gitmem "github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/mmogit/mmogit/internal/refenvelope"
 )
 
 // BranchPrefix is the prefix of every author branch.
@@ -60,7 +62,8 @@ type Store struct {
 
 type parsed struct {
 	msg Message
-	err error // ErrMalformed or a verification error
+	err error                  // ErrMalformed, ErrEnvelope or a verification error
+	env *refenvelope.Envelope // set with ErrEnvelope
 }
 
 type branchScan struct {
@@ -76,6 +79,13 @@ type Entry struct {
 	Path    string // path of the file in the branch's tree
 	Valid   bool
 	Err     error // why it is not valid
+	// Envelope is set for a reference mmogit encrypted envelope. As
+	// stored, such an entry has Err ErrEnvelope, no ID and, in Message,
+	// only the envelope's timestamp: nobody but its author can read or
+	// verify it. [OpenEnvelopes] replaces it, for its author, by the
+	// signed message inside (Envelope still set, Opened true).
+	Envelope *refenvelope.Envelope
+	Opened   bool
 }
 
 // AddResult reports what Add did with each message it was given.
@@ -450,7 +460,7 @@ func sortByTime(es []Entry) {
 	ks := make([]keyed, len(es))
 	for i, e := range es {
 		t, err := e.Message.Time()
-		ks[i] = keyed{e, t, err == nil && e.ID != ""}
+		ks[i] = keyed{e, t, err == nil && (e.ID != "" || e.Envelope != nil)}
 	}
 	sort.SliceStable(ks, func(a, b int) bool {
 		ka, kb := ks[a], ks[b]
@@ -558,24 +568,38 @@ func (s *Store) parsedBytesLocked(data []byte) parsed {
 	return p
 }
 
-// parseMessage decodes one message file and verifies it.
+// parseMessage decodes one message file and verifies it. A file that is
+// not a message but a reference encrypted envelope is recognised as such.
 func parseMessage(r io.Reader) parsed {
-	var m Message
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	var p parsed
-	if err := dec.Decode(&m); err != nil {
-		p.err = fmt.Errorf("%w: %v", ErrMalformed, err)
-	} else {
-		p.msg, p.err = m, m.Verify()
+	data, err := io.ReadAll(io.LimitReader(r, refenvelope.MaxFileBytes+1))
+	if err != nil {
+		return parsed{err: fmt.Errorf("%w: %v", ErrMalformed, err)}
 	}
-	return p
+	m, err := decodeMessage(data)
+	if err != nil {
+		if env, eerr := refenvelope.Parse(data); eerr == nil {
+			return parsed{env: env, msg: Message{Timestamp: env.Timestamp}, err: ErrEnvelope}
+		}
+		return parsed{err: err}
+	}
+	return parsed{msg: m, err: m.Verify()}
+}
+
+// decodeMessage decodes the JSON of one message, refusing unknown fields.
+func decodeMessage(data []byte) (Message, error) {
+	var m Message
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return m, nil
 }
 
 // entryFor is the Entry a scan of branch would give for the file at path.
 func entryFor(branch, path string, p parsed) Entry {
-	e := Entry{Message: p.msg, Branch: branch, Path: path, Valid: p.err == nil, Err: p.err}
-	if !errors.Is(p.err, ErrMalformed) {
+	e := Entry{Message: p.msg, Branch: branch, Path: path, Valid: p.err == nil, Err: p.err, Envelope: p.env}
+	if !errors.Is(p.err, ErrMalformed) && p.env == nil {
 		e.ID = p.msg.ID()
 	}
 	return e
