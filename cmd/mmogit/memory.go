@@ -47,7 +47,11 @@ const (
 	markRefEnvelope = "[encrypted: reference mmogit envelope, readable only by its author]"
 )
 
-func openStore() (*identity.Identity, *memory.Store, error) {
+// openStore opens the memory repository for writing. A repository still
+// in the old fan-out layout is first migrated in place to the flat one the
+// reference mmogit reads (memory.Store.Migrate: atomic per branch, under
+// the repository lock; a no-op once done).
+func openStore(ctx context.Context) (*identity.Identity, *memory.Store, error) {
 	id, err := identity.Load(g.configDir)
 	if err != nil {
 		return nil, nil, err
@@ -55,6 +59,13 @@ func openStore() (*identity.Identity, *memory.Store, error) {
 	st, err := memory.Open(filepath.Join(g.configDir, "messages"))
 	if err != nil {
 		return nil, nil, err
+	}
+	res, err := st.Migrate(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if res.Moved > 0 {
+		g.log.Info("moved memories to the flat layout the reference mmogit reads", "moved", res.Moved, "branches", res.Branches, "left_in_place", res.Kept)
 	}
 	return id, st, nil
 }
@@ -200,7 +211,7 @@ func post(ctx context.Context, content string, a postArgs) error {
 	if err != nil {
 		return err
 	}
-	id, st, err := openStore()
+	id, st, err := openStore(ctx)
 	if err != nil {
 		return err
 	}

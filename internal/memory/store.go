@@ -62,7 +62,7 @@ type Store struct {
 
 type parsed struct {
 	msg Message
-	err error                  // ErrMalformed, ErrEnvelope or a verification error
+	err error                 // ErrMalformed, ErrEnvelope or a verification error
 	env *refenvelope.Envelope // set with ErrEnvelope
 }
 

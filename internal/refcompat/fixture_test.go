@@ -175,8 +175,16 @@ func TestEnvelopesNotSynced(t *testing.T) {
 	var wg sync.WaitGroup
 	var errA, errB error
 	wg.Add(2)
-	go func() { defer wg.Done(); defer a.Close(); _, errA = syncproto.Sync(ctx, a, src, syncproto.Options{Identity: key}) }()
-	go func() { defer wg.Done(); defer b.Close(); _, errB = syncproto.Sync(ctx, b, dst, syncproto.Options{Identity: key}) }()
+	go func() {
+		defer wg.Done()
+		defer a.Close()
+		_, errA = syncproto.Sync(ctx, a, src, syncproto.Options{Identity: key})
+	}()
+	go func() {
+		defer wg.Done()
+		defer b.Close()
+		_, errB = syncproto.Sync(ctx, b, dst, syncproto.Options{Identity: key})
+	}()
 	wg.Wait()
 	if errA != nil || errB != nil {
 		t.Fatalf("sync: %v / %v", errA, errB)

@@ -8,7 +8,12 @@
 //
 //	{"msg_type": "<type>", "payload": <object>, "signature": null}
 //
-// (the reference's NetworkMessage). Bodies are at most 10 MiB; a header
+// This borrows the field names of the reference (Rust) mmogit's
+// NetworkMessage but is not its format: there msg_type is a serde enum
+// ({"Hello": {"pubkey": …}} or "Ping") and payload an array of bytes, so
+// neither side parses the other's frames, and the exchange below is
+// mmogit's own. The reference's frames are spoken by package refwire
+// (`mmogit p2p listen/connect --wire reference`). Bodies are at most 10 MiB; a header
 // claiming more is refused before anything is allocated ([ErrFrameTooLarge]).
 // Each side stops the session when the peer sends nothing it is waiting for
 // during the idle timeout (30 s by default, [ErrTimeout]).
