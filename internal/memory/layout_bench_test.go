@@ -40,8 +40,8 @@ func BenchmarkLayout(b *testing.B) {
 }
 
 type layoutStore struct {
-	name string
-	s    *Store
+	name                           string
+	s                              *Store
 	post, postBytes, add, addBytes []float64
 }
 

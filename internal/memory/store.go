@@ -58,6 +58,7 @@ type Store struct {
 	fanOut   bool                     // write the old layout (benchmark baseline only)
 	blobs    map[plumbing.Hash]parsed // parsed blobs by content hash
 	branches map[string]branchScan    // last scan per branch
+	roots    map[string]rootCache     // root tree of the last commit written per branch
 }
 
 type parsed struct {
@@ -126,6 +127,7 @@ func Open(dir string) (*Store, error) {
 		st:       repo.Storer,
 		blobs:    map[plumbing.Hash]parsed{},
 		branches: map[string]branchScan{},
+		roots:    map[string]rootCache{},
 	}, nil
 }
 
@@ -330,7 +332,7 @@ func (s *Store) commitLocked(branch string, files map[string][]byte, msg string)
 	}
 	packed := len(files) >= packThreshold
 	w := &objectWriter{st: gitmem.NewStorage(), loose: !packed, gitDir: s.gitDir}
-	te := &treeEdit{w: w, read: s.st}
+	te := &treeEdit{w: w, read: s.st, cached: s.roots[branch]}
 	tree, err := te.apply(root, files)
 	if err != nil {
 		return 0, err
@@ -359,6 +361,7 @@ func (s *Store) commitLocked(branch string, files map[string][]byte, msg string)
 	if err := s.writeRef(ref, ch); err != nil {
 		return 0, err
 	}
+	s.roots[branch] = rootCache{hash: tree, entries: te.root}
 	s.extendScanLocked(branch, parent, ch, te.added, files)
 	return len(te.added), nil
 }
