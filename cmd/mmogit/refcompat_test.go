@@ -1,11 +1,20 @@
 package main
 
 import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/mmogit/mmogit/internal/identity"
+	"github.com/mmogit/mmogit/internal/memory"
+	"github.com/mmogit/mmogit/internal/refwire"
 )
 
 // refFixture is a repository the original Rust mmogit wrote (see
@@ -75,5 +84,66 @@ func TestShowReferenceEnvelopes(t *testing.T) {
 				t.Fatalf("show: %v\n%s", err, human)
 			}
 		})
+	}
+}
+
+// TestP2PReferenceMemories: with --wire reference --request, what a
+// reference-wire peer sends is stored only if validly signed, and only
+// messages by this identity or by trusted peers: its Hello proves nothing.
+func TestP2PReferenceMemories(t *testing.T) {
+	dir := t.TempDir()
+	if _, errs, err := runCLI(t, dir, nil, "init", "--seed-phrase", abandonPhrase); err != nil {
+		t.Fatal(err, errs)
+	}
+	self, err := identity.FromPhrase(abandonPhrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := ed25519.NewKeyFromSeed(make([]byte, 32))
+	now := time.Now()
+	mine := memory.Sign(self.Private, "mine, from another device", now)
+	forged := memory.Sign(self.Private, "pay alice", now)
+	forged.Content = "pay mallory"
+	theirs := memory.Sign(stranger, "a stranger's", now)
+	body, _ := json.Marshal([]memory.Message{mine, forged, theirs})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
+		}
+		defer c.Close()
+		_, err = refwire.Serve(context.Background(), c, nil, refwire.Options{Pubkey: hex.EncodeToString(stranger.Public().(ed25519.PublicKey)),
+			Share: func(string) ([]byte, error) { return body, nil }})
+		served <- err
+	}()
+	out, errs, err := runCLI(t, dir, nil, "--json", "p2p", "connect", "--direct", "--wire", "reference", "--request", "all", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err, errs)
+	}
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	var r p2pResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Received != 1 || r.Rejected != 1 || r.Refused != 1 || strings.Join(r.FramesSent, ",") != "Hello,Ping,MemoryRequest,Bye" {
+		t.Fatalf("result %+v, want 1 stored, 1 rejected, 1 refused", r)
+	}
+	st, err := memory.Open(filepath.Join(dir, "messages"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := st.All(context.Background())
+	if err != nil || len(es) != 1 || es[0].Message != mine {
+		t.Fatalf("stored %+v, %v; want only our own message", es, err)
 	}
 }
