@@ -264,7 +264,9 @@ func serveDirect(ctx context.Context, c net.Conn, st *memory.Store, priv ed25519
 		return refSession(ctx, c, st, priv, true, nil, "")
 	}
 	c.SetReadDeadline(time.Now().Add(refwire.IdleTimeout))
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
 	body, err := refwire.ReadFrame(c)
+	stop()
 	c.SetReadDeadline(time.Time{})
 	if err != nil {
 		return p2pResult{}, fmt.Errorf("read first frame: %w", err)

@@ -215,14 +215,6 @@ func strict(data []byte, v any) error {
 	return dec.Decode(v)
 }
 
-// IsReference reports whether a frame body is a reference NetworkMessage
-// rather than an mmogit sync frame (whose msg_type is a string and payload
-// an object). It is how `p2p listen --wire auto` tells them apart.
-func IsReference(body []byte) bool {
-	_, err := Unmarshal(body)
-	return err == nil
-}
-
 // ReadFrame reads one length-prefixed body.
 func ReadFrame(r io.Reader) ([]byte, error) {
 	var n [4]byte
