@@ -12,8 +12,11 @@
 // that stored messages verify in both implementations.
 //
 // A [Store] keeps one file per message on the git branch
-// users/<first 8 hex of the author key>, one commit per post, in a repository
-// the git CLI can read. Messages received from peers go through [Store.Add],
+// users/<first 8 hex of the author key>, at the root of its tree under
+// [FileName] (the layout the reference reads), one commit per post, in a
+// repository the git CLI can read. The reference's encrypted envelopes
+// (package refenvelope) found in it are listed as such ([ErrEnvelope]) and
+// opened for their author by [OpenEnvelopes]; they are never synced. Messages received from peers go through [Store.Add],
 // which verifies every signature before anything is written.
 //
 // Content may itself be a structured memory (see [Memory], [NewMemory],
