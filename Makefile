@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/mmogit
 
-.PHONY: all build deps demo test test-public test-full test-short cross vet bench fuzz clean
+.PHONY: all build deps demo test test-public test-full test-short test-reference cross vet bench fuzz clean
 
 all: build
 
@@ -36,6 +36,15 @@ test-public: deps
 
 # Everything: the suite, then the same core under public-network conditions.
 test-full: test test-public
+
+# Interop with the original Rust mmogit: builds it offline from Debian's
+# crates (third_party/reference-mmogit, cached in REFDIR; apt via sudo when
+# not root; ~1-3 min the first time) and runs internal/refcompat's tests
+# against the real binary in both directions.
+REFDIR ?= $(HOME)/.cache/mmogit-reference
+test-reference:
+	@bin=$$(third_party/reference-mmogit/build.sh $(REFDIR)) && \
+	MMOGIT_REFERENCE_BIN=$$bin $(GO) test -tags reference -count=1 -timeout 10m -v ./internal/refcompat
 
 # macOS and Windows: everything builds, and vets (test files too). Linux
 # is where the tests run. internal/tor is left out of the Windows vet until

@@ -42,9 +42,16 @@ const (
 	markNotForYou = "[encrypted: not addressed to you]"
 	markMalformed = "[encrypted: malformed]"
 	markNoKey     = "[encrypted: no identity here to decrypt with]"
+	// markRefEnvelope: a reference mmogit envelope sealed by another
+	// identity (or by this one with a seed not held here).
+	markRefEnvelope = "[encrypted: reference mmogit envelope, readable only by its author]"
 )
 
-func openStore() (*identity.Identity, *memory.Store, error) {
+// openStore opens the memory repository for writing. A repository still
+// in the old fan-out layout is first migrated in place to the flat one the
+// reference mmogit reads (memory.Store.Migrate: atomic per branch, under
+// the repository lock; a no-op once done).
+func openStore(ctx context.Context) (*identity.Identity, *memory.Store, error) {
 	id, err := identity.Load(g.configDir)
 	if err != nil {
 		return nil, nil, err
@@ -52,6 +59,13 @@ func openStore() (*identity.Identity, *memory.Store, error) {
 	st, err := memory.Open(filepath.Join(g.configDir, "messages"))
 	if err != nil {
 		return nil, nil, err
+	}
+	res, err := st.Migrate(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if res.Moved > 0 {
+		g.log.Info("moved memories to the flat layout the reference mmogit reads", "moved", res.Moved, "branches", res.Branches, "left_in_place", res.Kept)
 	}
 	return id, st, nil
 }
@@ -137,6 +151,14 @@ type messageOut struct {
 	// Recipients (post only) are the keys that can read the message, the
 	// author first. They are not stored in the message.
 	Recipients []string `json:"recipients,omitempty"`
+	// RefEnvelope: stored in a reference mmogit encrypted envelope
+	// (XChaCha20-Poly1305 keyed by its author's seed; see package
+	// refenvelope). Readable, and so verifiable, only by that author.
+	RefEnvelope bool `json:"ref_envelope,omitempty"`
+	// Unverifiable: a reference envelope this identity cannot open. It has
+	// no outer signature, so its author is unknown and valid is false
+	// without it being a forgery (error is empty).
+	Unverifiable bool `json:"unverifiable,omitempty"`
 	// unreadable is the marker humans see instead of Content.
 	unreadable string
 }
@@ -189,7 +211,7 @@ func post(ctx context.Context, content string, a postArgs) error {
 	if err != nil {
 		return err
 	}
-	id, st, err := openStore()
+	id, st, err := openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -312,21 +334,39 @@ func newShowCmd() *cobra.Command {
 					return err
 				}
 			}
+			entries = memory.OpenEnvelopes(entries, rd.priv)
 			outs := make([]messageOut, 0, len(entries))
 			hidden := 0
+			seen := map[string]bool{}
 			for _, e := range entries {
+				if e.ID != "" && seen[e.ID] {
+					continue // the reference copies plain files onto its -encrypted branch
+				}
+				seen[e.ID] = true
 				if !sc.Allowed(e.Message.Author) {
 					hidden++
 					continue
 				}
 				o := messageOut{Message: e.Message, ID: e.ID, Branch: e.Branch, Valid: e.Valid, AuthorLabel: sc.Label(e.Message.Author)}
+				if e.Envelope != nil {
+					o.RefEnvelope = true
+				}
+				if e.Envelope != nil && !e.Opened {
+					// Another identity's envelope: unreadable, and with no
+					// outer signature nothing can say who wrote it, so it
+					// is neither valid nor a forgery.
+					o.Encrypted, o.Unverifiable, o.unreadable = true, true, markRefEnvelope
+					o.AuthorLabel = ""
+					outs = append(outs, o)
+					continue
+				}
 				if e.Err != nil {
 					o.Error = e.Err.Error()
 				}
 				// An invalid message is decrypted too (the mark says it is
 				// invalid); its plaintext is no more trusted than its text.
 				text, enc, readable, marker := rd.open(e.Message.Content)
-				o.Encrypted, o.Readable, o.unreadable = enc, readable, marker
+				o.Encrypted, o.Readable, o.unreadable = enc || e.Envelope != nil, readable, marker
 				if enc && readable {
 					o.Content, o.Sealed = text, e.Message.Content
 				}
@@ -339,8 +379,15 @@ func newShowCmd() *cobra.Command {
 				}
 				for _, o := range outs {
 					mark := "valid"
-					if !o.Valid {
+					switch {
+					case o.Unverifiable:
+						mark = "unverifiable"
+					case !o.Valid:
 						mark = "INVALID (" + printable(o.Error) + ")"
+					}
+					label := o.AuthorLabel
+					if label == "" {
+						label = o.Branch
 					}
 					content := printable(o.Content)
 					if !o.Readable {
@@ -349,7 +396,7 @@ func newShowCmd() *cobra.Command {
 						mark += ", encrypted"
 					}
 					// The whole key: a prefix is cheap to grind.
-					fmt.Fprintf(w, "[%s] %s %s: %s\n", mark, printable(o.Timestamp), printable(o.AuthorLabel), content)
+					fmt.Fprintf(w, "[%s] %s %s: %s\n", mark, printable(o.Timestamp), printable(label), content)
 				}
 			})
 		},
@@ -421,6 +468,7 @@ type recalledOut struct {
 	Memory      memory.Memory `json:"memory"`
 	Encrypted   bool          `json:"encrypted"`
 	Readable    bool          `json:"readable"`
+	RefEnvelope bool          `json:"ref_envelope,omitempty"` // stored in a reference mmogit envelope
 }
 
 func newRecallCmd() *cobra.Command {
@@ -451,7 +499,7 @@ the others; encrypted memories addressed to others are not listed.`,
 			if err != nil {
 				return err
 			}
-			f := memory.Filter{Type: a.typ, Tag: a.tag, MinConfidence: a.confidence, Author: sc.Author, Authors: sc.Authors(), Open: rd.recallOpen}
+			f := memory.Filter{Type: a.typ, Tag: a.tag, MinConfidence: a.confidence, Author: sc.Author, Authors: sc.Authors(), Open: rd.recallOpen, Identity: rd.priv}
 			if a.hours > 0 {
 				f.Since = time.Now().Add(-time.Duration(a.hours * float64(time.Hour)))
 			}
@@ -468,7 +516,7 @@ the others; encrypted memories addressed to others are not listed.`,
 			outs := make([]recalledOut, 0, len(rs))
 			for _, r := range rs {
 				outs = append(outs, recalledOut{MessageID: r.MessageID, Author: r.Message.Author, AuthorLabel: sc.Label(r.Message.Author), Memory: r.Memory,
-					Encrypted: seal.IsSealed(r.Message.Content), Readable: true})
+					Encrypted: r.Envelope || seal.IsSealed(r.Message.Content), Readable: true, RefEnvelope: r.Envelope})
 			}
 			return g.emit(outs, func(w io.Writer) {
 				if len(outs) == 0 {

@@ -41,6 +41,10 @@ type messageOut struct {
 	AuthorLabel string   `json:"author_label,omitempty"`
 	Sealed      string   `json:"sealed,omitempty"`
 	Recipients  []string `json:"recipients,omitempty"`
+	// As in `mmogit --json show`: a reference mmogit envelope, and one
+	// this identity cannot open (valid false, but not a forgery).
+	RefEnvelope  bool `json:"ref_envelope,omitempty"`
+	Unverifiable bool `json:"unverifiable,omitempty"`
 }
 
 // recalledOut is a memory as `mmogit --json recall` prints it.
@@ -355,7 +359,7 @@ func (s *server) recall(ctx context.Context, in recallIn) (recallOut, error) {
 		Open: func(m memory.Message) (string, bool) {
 			text, _, readable := rd.open(m.Content)
 			return text, readable
-		}}
+		}, Identity: rd.priv}
 	if in.Hours > 0 {
 		f.Since = time.Now().Add(-time.Duration(in.Hours * float64(time.Hour)))
 	}
@@ -406,9 +410,15 @@ func (s *server) messages(ctx context.Context, all bool, author string, limit in
 	if err != nil {
 		return nil, 0, err
 	}
+	entries = memory.OpenEnvelopes(entries, rd.priv)
 	var kept []memory.Entry
 	hidden := 0
+	seen := map[string]bool{}
 	for _, e := range entries {
+		if e.ID != "" && seen[e.ID] {
+			continue // the reference copies plain files onto its -encrypted branch
+		}
+		seen[e.ID] = true
 		if !sc.Allowed(e.Message.Author) {
 			hidden++
 			continue
@@ -426,12 +436,16 @@ func (s *server) messages(ctx context.Context, all bool, author string, limit in
 }
 
 func messageOutFor(e memory.Entry, rd reader, sc trust.Scope) messageOut {
-	o := messageOut{Message: e.Message, ID: e.ID, Branch: e.Branch, Valid: e.Valid, AuthorLabel: sc.Label(e.Message.Author)}
+	o := messageOut{Message: e.Message, ID: e.ID, Branch: e.Branch, Valid: e.Valid, AuthorLabel: sc.Label(e.Message.Author), RefEnvelope: e.Envelope != nil}
+	if e.Envelope != nil && !e.Opened {
+		o.Encrypted, o.Unverifiable, o.AuthorLabel = true, true, ""
+		return o
+	}
 	if e.Err != nil {
 		o.Error = e.Err.Error()
 	}
 	text, enc, readable := rd.open(e.Message.Content)
-	o.Encrypted, o.Readable = enc, readable
+	o.Encrypted, o.Readable = enc || e.Envelope != nil, readable
 	if enc && readable {
 		o.Content, o.Sealed = text, e.Message.Content
 	}

@@ -10,13 +10,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/idxfile"
-	"github.com/go-git/go-git/v5/plumbing/format/objfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/storage"
@@ -73,15 +73,23 @@ func (w *objectWriter) writeLoose(obj *plumbing.MemoryObject) error {
 		return nil // content-addressed: already stored
 	}
 	var buf bytes.Buffer
-	ow := objfile.NewWriter(&buf)
-	err := ow.WriteHeader(obj.Type(), obj.Size())
+	// zlib at BestSpeed, as in packs: in the flat layout a root tree is
+	// megabytes, and at the default level compressing it was most of a
+	// post's time. Git reads any level.
+	level := zlib.BestSpeed
+	if obj.Size() > 1<<20 {
+		level = zlib.HuffmanOnly // a big root tree: hex names still halve, at a fraction of the time
+	}
+	zw, _ := zlib.NewWriterLevel(&buf, level)
+	_, err := fmt.Fprintf(zw, "%s %d\x00", obj.Type(), obj.Size())
 	if err == nil {
 		var r io.ReadCloser
 		if r, err = obj.Reader(); err == nil {
-			_, err = io.Copy(ow, r)
+			_, err = io.Copy(zw, r)
+			r.Close()
 		}
 	}
-	if cerr := ow.Close(); err == nil {
+	if cerr := zw.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -133,30 +141,72 @@ func sortEntries(es []object.TreeEntry) {
 }
 
 // treeEdit adds files to a tree given by hash (zero for an empty tree).
-// Paths are "dir/name" with exactly one directory level, the layout this
-// package writes. Existing paths are left untouched and reported as skipped,
+// Paths are "name" (the flat layout this package writes) or "dir/name"
+// (the fan-out layout it used to write), at most one directory level. Existing paths are left untouched and reported as skipped,
 // which is what makes Add idempotent under the branch lock.
 type treeEdit struct {
 	w     *objectWriter
 	read  storer.EncodedObjectStorer // where existing trees are read from
 	added []string
+	// cached, if its hash is the root being edited, saves reading and
+	// decoding it (in the flat layout, 100,000 entries); root is the
+	// edited root's entries, to be cached in turn.
+	cached rootCache
+	root   []object.TreeEntry
+}
+
+// rootCache is a root tree's entries (sorted, never modified in place).
+type rootCache struct {
+	hash    plumbing.Hash
+	entries []object.TreeEntry
 }
 
 func (te *treeEdit) apply(root plumbing.Hash, files map[string][]byte) (plumbing.Hash, error) {
-	rootEntries, err := te.entries(root)
-	if err != nil {
-		return plumbing.ZeroHash, err
+	var rootEntries []object.TreeEntry
+	if !root.IsZero() && root == te.cached.hash {
+		rootEntries = slices.Clone(te.cached.entries)
+	} else {
+		var err error
+		if rootEntries, err = te.entries(root); err != nil {
+			return plumbing.ZeroHash, err
+		}
 	}
 	byDir := map[string]map[string][]byte{}
+	var rootFiles []string
 	for p, data := range files {
 		dir, name, ok := strings.Cut(p, "/")
-		if !ok || strings.Contains(name, "/") {
+		if !ok {
+			if p == "" {
+				return plumbing.ZeroHash, fmt.Errorf("memory: bad path %q", p)
+			}
+			rootFiles = append(rootFiles, p)
+			continue
+		}
+		if name == "" || dir == "" || strings.Contains(name, "/") {
 			return plumbing.ZeroHash, fmt.Errorf("memory: bad path %q", p)
 		}
 		if byDir[dir] == nil {
 			byDir[dir] = map[string][]byte{}
 		}
 		byDir[dir][name] = data
+	}
+	if len(rootFiles) > 0 {
+		have := make(map[string]bool, len(rootEntries))
+		for _, e := range rootEntries {
+			have[e.Name] = true
+		}
+		sort.Strings(rootFiles) // deterministic object order
+		for _, name := range rootFiles {
+			if have[name] {
+				continue
+			}
+			h, err := te.w.put(plumbing.BlobObject, nil, files[name])
+			if err != nil {
+				return plumbing.ZeroHash, err
+			}
+			rootEntries = append(rootEntries, object.TreeEntry{Name: name, Mode: filemode.Regular, Hash: h})
+			te.added = append(te.added, name)
+		}
 	}
 	for dir, fs := range byDir {
 		idx := -1
@@ -205,6 +255,7 @@ func (te *treeEdit) apply(root plumbing.Hash, files map[string][]byte) (plumbing
 		}
 	}
 	sortEntries(rootEntries)
+	te.root = rootEntries
 	return te.w.put(plumbing.TreeObject, &object.Tree{Entries: rootEntries}, nil)
 }
 

@@ -12,8 +12,11 @@
 // that stored messages verify in both implementations.
 //
 // A [Store] keeps one file per message on the git branch
-// users/<first 8 hex of the author key>, one commit per post, in a repository
-// the git CLI can read. Messages received from peers go through [Store.Add],
+// users/<first 8 hex of the author key>, at the root of its tree under
+// [FileName] (the layout the reference reads), one commit per post, in a
+// repository the git CLI can read. The reference's encrypted envelopes
+// (package refenvelope) found in it are listed as such ([ErrEnvelope]) and
+// opened for their author by [OpenEnvelopes]; they are never synced. Messages received from peers go through [Store.Add],
 // which verifies every signature before anything is written.
 //
 // Content may itself be a structured memory (see [Memory], [NewMemory],
@@ -51,6 +54,10 @@ var (
 	ErrTooLarge          = errors.New("memory: content too large")
 	ErrMalformed         = errors.New("memory: malformed message file")
 	ErrNotUTF8           = errors.New("memory: content is not valid UTF-8")
+	// ErrEnvelope marks a reference mmogit encrypted envelope: not a
+	// forgery, but nothing anyone other than its author can read or
+	// verify (see package refenvelope and OpenEnvelopes).
+	ErrEnvelope = errors.New("memory: reference mmogit encrypted envelope, readable and verifiable only by its author")
 )
 
 // Message is one signed memory, in the reference wire and storage format.

@@ -22,6 +22,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage"
 	gitmem "github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/mmogit/mmogit/internal/refenvelope"
 )
 
 // BranchPrefix is the prefix of every author branch.
@@ -35,8 +37,11 @@ const maxErrors = 100
 // concurrent use, and several processes may use the same repository: writes
 // to a branch are serialised by a lock file inside the repository.
 //
-// Layout: branch users/<first 8 hex of author>, file <id[:2]>/<id>.json per
-// message (id from Message.ID), one commit per Post. Objects are written and
+// Layout: branch users/<first 8 hex of author>, one file per message at the
+// root of the branch's tree, named by [FileName] (<timestamp>_<id>.json),
+// one commit per Post: the layout the reference mmogit reads. Files of the
+// older fan-out layout (<id[:2]>/<id>.json) are read as well, and
+// [Store.Migrate] moves them to the root. Objects are written and
 // fsynced before the branch ref is replaced by an atomic rename, so a crash
 // leaves at worst unreferenced objects, never a branch pointing at nothing.
 type Store struct {
@@ -50,13 +55,16 @@ type Store struct {
 	// the caches below.
 	mu       sync.Mutex
 	st       storage.Storer
+	fanOut   bool                     // write the old layout (benchmark baseline only)
 	blobs    map[plumbing.Hash]parsed // parsed blobs by content hash
 	branches map[string]branchScan    // last scan per branch
+	roots    map[string]rootCache     // root tree of the last commit written per branch
 }
 
 type parsed struct {
 	msg Message
-	err error // ErrMalformed or a verification error
+	err error                 // ErrMalformed, ErrEnvelope or a verification error
+	env *refenvelope.Envelope // set with ErrEnvelope
 }
 
 type branchScan struct {
@@ -72,6 +80,13 @@ type Entry struct {
 	Path    string // path of the file in the branch's tree
 	Valid   bool
 	Err     error // why it is not valid
+	// Envelope is set for a reference mmogit encrypted envelope. As
+	// stored, such an entry has Err ErrEnvelope, no ID and, in Message,
+	// only the envelope's timestamp: nobody but its author can read or
+	// verify it. [OpenEnvelopes] replaces it, for its author, by the
+	// signed message inside (Envelope still set, Opened true).
+	Envelope *refenvelope.Envelope
+	Opened   bool
 }
 
 // AddResult reports what Add did with each message it was given.
@@ -112,6 +127,7 @@ func Open(dir string) (*Store, error) {
 		st:       repo.Storer,
 		blobs:    map[plumbing.Hash]parsed{},
 		branches: map[string]branchScan{},
+		roots:    map[string]rootCache{},
 	}, nil
 }
 
@@ -126,7 +142,42 @@ func BranchFor(author string) string {
 	return BranchPrefix + author
 }
 
-func filePath(id string) string { return id[:2] + "/" + id + ".json" }
+// fanOutPath is where messages were stored before the flat layout: one
+// directory per first two hex of the ID. It is still read (every file of a
+// branch's tree is), and [Store.Migrate] moves such files to the root.
+func fanOutPath(id string) string { return id[:2] + "/" + id + ".json" }
+
+// FileName is the name of m's file at the root of its branch's tree.
+//
+// The reference mmogit names a post after its timestamp with ':', '-' and
+// '.' replaced by '_' (src/post.rs) and reads only the root-level .json
+// files of a branch (src/show.rs), so two of its posts in the same
+// nanosecond overwrite each other. The name here starts the same way and
+// adds the message ID, so the reference still reads every file, names
+// still sort by time, and no two messages share one: the ID covers every
+// byte of the message, which keeps Add's "already stored" check exact.
+func FileName(m Message) string {
+	ts := []byte(m.Timestamp)
+	if len(ts) > 64 {
+		ts = ts[:64]
+	}
+	for i, c := range ts {
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '+':
+		default: // ':', '-', '.' as the reference; anything else (a file name has no business holding it) too
+			ts[i] = '_'
+		}
+	}
+	return string(ts) + "_" + m.ID() + ".json"
+}
+
+// path is where s stores m.
+func (s *Store) path(m Message) string {
+	if s.fanOut {
+		return fanOutPath(m.ID())
+	}
+	return FileName(m)
+}
 
 func encode(m Message) ([]byte, error) {
 	b, err := json.MarshalIndent(m, "", "  ")
@@ -153,7 +204,7 @@ func (s *Store) Post(ctx context.Context, priv ed25519.PrivateKey, content strin
 	}
 	id := m.ID()
 	s.rememberVerified(data, m)
-	if _, err := s.commit(ctx, BranchFor(m.Author), map[string][]byte{filePath(id): data}, "memory "+id); err != nil {
+	if _, err := s.commit(ctx, BranchFor(m.Author), map[string][]byte{s.path(m): data}, "memory "+id); err != nil {
 		return Message{}, fmt.Errorf("memory: post: %w", err)
 	}
 	return m, nil
@@ -215,7 +266,7 @@ func (s *Store) Add(ctx context.Context, msgs []Message) (AddResult, error) {
 		if byBranch[b] == nil {
 			byBranch[b] = map[string][]byte{}
 		}
-		byBranch[b][filePath(id)] = data
+		byBranch[b][s.path(m)] = data
 	}
 	branches := make([]string, 0, len(byBranch))
 	for b := range byBranch {
@@ -281,7 +332,7 @@ func (s *Store) commitLocked(branch string, files map[string][]byte, msg string)
 	}
 	packed := len(files) >= packThreshold
 	w := &objectWriter{st: gitmem.NewStorage(), loose: !packed, gitDir: s.gitDir}
-	te := &treeEdit{w: w, read: s.st}
+	te := &treeEdit{w: w, read: s.st, cached: s.roots[branch]}
 	tree, err := te.apply(root, files)
 	if err != nil {
 		return 0, err
@@ -310,6 +361,7 @@ func (s *Store) commitLocked(branch string, files map[string][]byte, msg string)
 	if err := s.writeRef(ref, ch); err != nil {
 		return 0, err
 	}
+	s.roots[branch] = rootCache{hash: tree, entries: te.root}
 	s.extendScanLocked(branch, parent, ch, te.added, files)
 	return len(te.added), nil
 }
@@ -411,7 +463,7 @@ func sortByTime(es []Entry) {
 	ks := make([]keyed, len(es))
 	for i, e := range es {
 		t, err := e.Message.Time()
-		ks[i] = keyed{e, t, err == nil && e.ID != ""}
+		ks[i] = keyed{e, t, err == nil && (e.ID != "" || e.Envelope != nil)}
 	}
 	sort.SliceStable(ks, func(a, b int) bool {
 		ka, kb := ks[a], ks[b]
@@ -519,24 +571,38 @@ func (s *Store) parsedBytesLocked(data []byte) parsed {
 	return p
 }
 
-// parseMessage decodes one message file and verifies it.
+// parseMessage decodes one message file and verifies it. A file that is
+// not a message but a reference encrypted envelope is recognised as such.
 func parseMessage(r io.Reader) parsed {
-	var m Message
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	var p parsed
-	if err := dec.Decode(&m); err != nil {
-		p.err = fmt.Errorf("%w: %v", ErrMalformed, err)
-	} else {
-		p.msg, p.err = m, m.Verify()
+	data, err := io.ReadAll(io.LimitReader(r, refenvelope.MaxFileBytes+1))
+	if err != nil {
+		return parsed{err: fmt.Errorf("%w: %v", ErrMalformed, err)}
 	}
-	return p
+	m, err := decodeMessage(data)
+	if err != nil {
+		if env, eerr := refenvelope.Parse(data); eerr == nil {
+			return parsed{env: env, msg: Message{Timestamp: env.Timestamp}, err: ErrEnvelope}
+		}
+		return parsed{err: err}
+	}
+	return parsed{msg: m, err: m.Verify()}
+}
+
+// decodeMessage decodes the JSON of one message, refusing unknown fields.
+func decodeMessage(data []byte) (Message, error) {
+	var m Message
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return Message{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return m, nil
 }
 
 // entryFor is the Entry a scan of branch would give for the file at path.
 func entryFor(branch, path string, p parsed) Entry {
-	e := Entry{Message: p.msg, Branch: branch, Path: path, Valid: p.err == nil, Err: p.err}
-	if !errors.Is(p.err, ErrMalformed) {
+	e := Entry{Message: p.msg, Branch: branch, Path: path, Valid: p.err == nil, Err: p.err, Envelope: p.env}
+	if !errors.Is(p.err, ErrMalformed) && p.env == nil {
 		e.ID = p.msg.ID()
 	}
 	return e

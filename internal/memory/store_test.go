@@ -80,7 +80,7 @@ func TestPostAllGit(t *testing.T) {
 	if n := strings.Count(log, "d75a9801 memory "); n != 3 {
 		t.Fatalf("git log:\n%s", log)
 	}
-	show := gitCmd(t, s.Dir(), "show", "users/d75a9801:"+filePath(posted[0].ID()))
+	show := gitCmd(t, s.Dir(), "show", "users/d75a9801:"+FileName(posted[0]))
 	if !strings.Contains(show, `"signature": "`+posted[0].Signature) {
 		t.Fatalf("git show:\n%s", show)
 	}
@@ -114,7 +114,7 @@ func TestAllTamper(t *testing.T) {
 		t.Fatal(err)
 	}
 	gitCmd(t, s.Dir(), "checkout", "-q", "users/d75a9801")
-	p := filepath.Join(s.Dir(), filepath.FromSlash(filePath(m2.ID())))
+	p := filepath.Join(s.Dir(), filepath.FromSlash(FileName(m2)))
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -144,8 +144,8 @@ func TestAllTamper(t *testing.T) {
 		valid bool
 		err   error
 	}{
-		{filePath(m1.ID()), true, nil},
-		{filePath(m2.ID()), false, ErrSignatureMismatch},
+		{FileName(m1), true, nil},
+		{FileName(m2), false, ErrSignatureMismatch},
 		{"notes.txt", false, ErrMalformed},
 	}
 	for _, tc := range tests {
@@ -154,7 +154,7 @@ func TestAllTamper(t *testing.T) {
 			t.Errorf("%s: %+v, want valid=%v err=%v", tc.path, e, tc.valid, tc.err)
 		}
 	}
-	if e := byPath[filePath(m2.ID())]; e.ID == m2.ID() {
+	if e := byPath[FileName(m2)]; e.ID == m2.ID() {
 		t.Error("tampered entry kept the original ID")
 	}
 	if got, _ := s.Get(ctx, []string{m2.ID()}); len(got) != 0 {
@@ -403,7 +403,7 @@ func TestPackReadByGit(t *testing.T) {
 		t.Errorf("verify-pack lists %d blobs, want %d:\n%s", n, len(msgs), out)
 	}
 	last := msgs[len(msgs)-1]
-	got := gitCmd(t, s.Dir(), "show", BranchFor(last.Author)+":"+filePath(last.ID()))
+	got := gitCmd(t, s.Dir(), "show", BranchFor(last.Author)+":"+FileName(last))
 	var back Message
 	if err := json.Unmarshal([]byte(got), &back); err != nil || back != last {
 		t.Fatalf("git show gave %.80q (%v), want the last message", got, err)

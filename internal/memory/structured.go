@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -369,6 +370,9 @@ type Filter struct {
 	// content (package seal) without this package knowing about
 	// encryption: seal sits above memory. Nil parses the stored content.
 	Open func(m Message) (content string, ok bool)
+	// Identity, when set, opens the reference mmogit encrypted envelopes
+	// it sealed (see OpenEnvelopes) so that their memories are found too.
+	Identity ed25519.PrivateKey
 }
 
 // Recalled is a structured memory with the message that carried it.
@@ -379,6 +383,9 @@ type Recalled struct {
 	// Content is what Memory was parsed from: Message.Content, or what
 	// Filter.Open returned for it.
 	Content string
+	// Envelope: the message was stored in a reference mmogit encrypted
+	// envelope (and opened with Filter.Identity).
+	Envelope bool
 }
 
 // Recall returns the structured memories in validly signed messages that
@@ -397,10 +404,12 @@ func (s *Store) Recall(ctx context.Context, f Filter) ([]Recalled, error) {
 	if err != nil {
 		return nil, err
 	}
+	es = OpenEnvelopes(es, f.Identity)
 	now := time.Now()
 	var out []Recalled
+	seen := map[string]bool{} // the reference copies plain files onto its -encrypted branch
 	for _, e := range es {
-		if !e.Valid || (f.Author != "" && e.Message.Author != strings.ToLower(f.Author)) {
+		if !e.Valid || seen[e.ID] || (f.Author != "" && e.Message.Author != strings.ToLower(f.Author)) {
 			continue
 		}
 		if f.Authors != nil && !f.Authors[e.Message.Author] {
@@ -433,7 +442,8 @@ func (s *Store) Recall(ctx context.Context, f Filter) ([]Recalled, error) {
 		if !f.IncludeExpired && m.ExpiresAt != nil && m.ExpiresAt.Before(now) {
 			continue
 		}
-		out = append(out, Recalled{Memory: m, Message: e.Message, MessageID: e.ID, Content: content})
+		seen[e.ID] = true
+		out = append(out, Recalled{Memory: m, Message: e.Message, MessageID: e.ID, Content: content, Envelope: e.Envelope != nil})
 	}
 	return out, nil
 }

@@ -8,9 +8,15 @@
 //
 //	{"msg_type": "<type>", "payload": <object>, "signature": null}
 //
-// (the reference's NetworkMessage; version 3 adds "hop", the frame's causal
-// depth: one more than the deepest hop its sender had received, from which
-// [Stats].RoundTrips is counted). Bodies are at most 10 MiB; a header
+// This borrows the field names of the reference (Rust) mmogit's
+// NetworkMessage but is not its format: there msg_type is a serde enum
+// ({"Hello": {"pubkey": …}} or "Ping") and payload an array of bytes, so
+// neither side parses the other's frames, and the exchange below is
+// mmogit's own. The reference's frames are spoken by package refwire
+// (`mmogit p2p listen/connect --wire reference`). Version 3 adds "hop", the
+// frame's causal depth: one more than the deepest hop its sender had
+// received, from which [Stats].RoundTrips is counted. Bodies are at most
+// 10 MiB; a header
 // claiming more is refused before anything is allocated ([ErrFrameTooLarge]).
 // The idle timeout (30 s by default, [ErrTimeout]) is a no-progress
 // timeout: a session fails when no byte moves either way for that long,

@@ -40,7 +40,8 @@ const (
 
 // NetworkMessage is one frame's body: {"msg_type", "payload", "signature"}.
 // Signature is unused by this protocol (the Hello proof travels in Auth) and
-// always null; it is kept for the reference's shape.
+// always null. The field names echo the reference mmogit's NetworkMessage,
+// but the format differs (see the package doc and package refwire).
 type NetworkMessage struct {
 	Type      string          `json:"msg_type"`
 	Payload   json.RawMessage `json:"payload"`
