@@ -6,8 +6,6 @@ import (
 	"io"
 	"time"
 
-	"github.com/mmogit/mmogit/internal/config"
-	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/invite"
 	"github.com/mmogit/mmogit/internal/localapi"
 	"github.com/spf13/cobra"
@@ -42,23 +40,16 @@ expires. This agent keeps only the secret's hash (<config-dir>/invites/).
 A used or expired invite is refused and changes nothing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			id, err := identity.Load(g.configDir)
-			if err != nil {
-				return err
-			}
-			if !read && !write {
-				read, write = true, true
-			}
 			if expires <= 0 {
 				return &usageError{fmt.Errorf("--expires %v must be positive", expires)}
 			}
-			inv, err := invite.Create(g.configDir, id.OnionAddress(), read, write, expires, time.Now())
+			inv, note, err := invite.Issue(g.configDir, read, write, expires, time.Now())
 			if err != nil {
 				return err
 			}
 			out := inviteOut{Invite: inv.String(), Onion: inv.Onion, Read: inv.Read, Write: inv.Write, Expires: inv.Expires}
-			if c, err := config.Load(g.configDir); err == nil && len(c.Tor.AuthorizedClients) > 0 {
-				g.infof("note: this agent's onion service is restricted (tor.authorized_clients); the joiner also needs a client key you authorize (`mmogit tor auth-key`)\n")
+			if note != "" {
+				g.infof("note: %s\n", note)
 			}
 			return g.emit(out, func(w io.Writer) {
 				fmt.Fprintln(w, out.Invite)

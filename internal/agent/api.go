@@ -200,7 +200,7 @@ func (a *Agent) connect(ctx context.Context, ai peer.AddrInfo, onionHost string)
 		return err
 	}
 	a.peers.add(peer.AddrInfo{ID: ai.ID, Addrs: a.dialable(ai.ID, ai.Addrs)}, onionHost)
-	a.peers.touch(ai.ID, false)
+	a.peers.touch(ai.ID)
 	return nil
 }
 

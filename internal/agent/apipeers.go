@@ -50,14 +50,8 @@ func (a *Agent) Peers(ctx context.Context) ([]localapi.Peer, error) {
 // synced records a completed sync session with id (either side opened
 // it): its time and what moved, for `peers` and the status page.
 func (pb *peerBook) synced(id peer.ID, st syncproto.Stats) {
-	pb.mu.Lock()
-	defer pb.mu.Unlock()
-	r := pb.peers[id]
-	if r == nil {
-		return
-	}
-	r.LastSeen = time.Now().UTC()
-	r.LastSync = r.LastSeen
-	r.LastCounts = &localapi.SyncCounts{Received: st.Added, Sent: st.MessagesSent, Rejected: st.Rejected, Refused: st.Refused}
-	pb.saveLocked()
+	pb.update(id, func(r *peerRecord) {
+		r.LastSync = r.LastSeen
+		r.LastCounts = &localapi.SyncCounts{Received: st.Added, Sent: st.MessagesSent, Rejected: st.Rejected, Refused: st.Refused}
+	})
 }

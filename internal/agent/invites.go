@@ -89,7 +89,7 @@ func (a *Agent) handleInvite(s network.Stream) {
 		return
 	}
 	a.rememberPeer(remote)
-	a.peers.touch(remote, false)
+	a.peers.touch(remote)
 	a.log.Info("invite redeemed", "peer", remote, "read", e.Read, "write", e.Write)
 	reply(invite.Reply{OK: true, Read: pd.Read, Write: pd.Write})
 }

@@ -86,7 +86,13 @@ func (pb *peerBook) add(ai peer.AddrInfo, onionAddr string) {
 	pb.saveLocked()
 }
 
-func (pb *peerBook) touch(id peer.ID, synced bool) {
+func (pb *peerBook) touch(id peer.ID) {
+	pb.update(id, func(*peerRecord) {})
+}
+
+// update marks id seen now, lets f change its record and saves the book;
+// an unknown id is left alone.
+func (pb *peerBook) update(id peer.ID, f func(r *peerRecord)) {
 	pb.mu.Lock()
 	defer pb.mu.Unlock()
 	r := pb.peers[id]
@@ -94,9 +100,7 @@ func (pb *peerBook) touch(id peer.ID, synced bool) {
 		return
 	}
 	r.LastSeen = time.Now().UTC()
-	if synced {
-		r.LastSync = r.LastSeen
-	}
+	f(r)
 	pb.saveLocked()
 }
 

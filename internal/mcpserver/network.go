@@ -6,7 +6,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/invite"
 	"github.com/mmogit/mmogit/internal/localapi"
@@ -181,23 +180,14 @@ func (s *server) invite(_ context.Context, in inviteIn) (inviteOut, error) {
 	if ttl <= 0 {
 		return inviteOut{}, usagef("expires %v must be positive", ttl)
 	}
-	id, err := s.loadIdentity()
+	if _, err := s.loadIdentity(); err != nil { // says how to make one
+		return inviteOut{}, err
+	}
+	inv, note, err := invite.Issue(s.dir, in.Read, in.Write, ttl, time.Now())
 	if err != nil {
 		return inviteOut{}, err
 	}
-	read, write := in.Read, in.Write
-	if !read && !write {
-		read, write = true, true
-	}
-	inv, err := invite.Create(s.dir, id.OnionAddress(), read, write, ttl, time.Now())
-	if err != nil {
-		return inviteOut{}, err
-	}
-	out := inviteOut{Invite: inv.String(), Onion: inv.Onion, Read: inv.Read, Write: inv.Write, Expires: inv.Expires}
-	if c, err := config.Load(s.dir); err == nil && len(c.Tor.AuthorizedClients) > 0 {
-		out.Note = "this agent's onion service is restricted (tor.authorized_clients); the joiner also needs a client key you authorize (`mmogit tor auth-key`)"
-	}
-	return out, nil
+	return inviteOut{Invite: inv.String(), Onion: inv.Onion, Read: inv.Read, Write: inv.Write, Expires: inv.Expires, Note: note}, nil
 }
 
 func (s *server) status(ctx context.Context, _ struct{}) (localapi.Status, error) {

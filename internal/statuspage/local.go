@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mmogit/mmogit/internal/config"
 	"github.com/mmogit/mmogit/internal/identity"
 	"github.com/mmogit/mmogit/internal/invite"
 	"github.com/mmogit/mmogit/internal/memory"
@@ -255,20 +254,9 @@ func (d *Dir) Untrust(ctx context.Context, peer string) (TrustEntry, error) {
 // Invite implements Local: `mmogit invite` (both roles when neither is
 // given).
 func (d *Dir) Invite(ctx context.Context, read, write bool, ttl time.Duration) (Invite, error) {
-	id, err := identity.Load(d.Path)
+	inv, note, err := invite.Issue(d.Path, read, write, ttl, time.Now())
 	if err != nil {
 		return Invite{}, err
 	}
-	if !read && !write {
-		read, write = true, true
-	}
-	inv, err := invite.Create(d.Path, id.OnionAddress(), read, write, ttl, time.Now())
-	if err != nil {
-		return Invite{}, err
-	}
-	out := Invite{Invite: inv.String(), Onion: inv.Onion, Read: inv.Read, Write: inv.Write, Expires: inv.Expires}
-	if c, err := config.Load(d.Path); err == nil && len(c.Tor.AuthorizedClients) > 0 {
-		out.Note = "this agent's onion service is restricted (tor.authorized_clients); the joiner also needs a client key you authorize (`mmogit tor auth-key`)"
-	}
-	return out, nil
+	return Invite{Invite: inv.String(), Onion: inv.Onion, Read: inv.Read, Write: inv.Write, Expires: inv.Expires, Note: note}, nil
 }
