@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -161,6 +162,11 @@ func p2pListen(ctx context.Context, port int, once bool, wire string) error {
 	defer ln.Close()
 	context.AfterFunc(ctx, func() { ln.Close() })
 	fmt.Fprintf(g.stderr, "listening for direct sync on %s (peers see your IP address)\n", ln.Addr())
+	// Anyone who can reach the port can open sessions: bound how many run
+	// at once and how long each may last, so that idle or endless peers
+	// (a Ping every few seconds keeps a session from idling out) cannot
+	// pile up.
+	slots := make(chan struct{}, p2pMaxSessions)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -169,10 +175,21 @@ func p2pListen(ctx context.Context, port int, once bool, wire string) error {
 			}
 			return err
 		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			fmt.Fprintf(g.stderr, "refused %s: %d sessions already running\n", c.RemoteAddr(), p2pMaxSessions)
+			c.Close()
+			continue
+		}
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
+			defer func() { <-slots }()
 			defer c.Close()
+			ctx, cancel := context.WithTimeout(ctx, p2pSessionTimeout)
+			defer cancel()
+			context.AfterFunc(ctx, func() { c.Close() })
 			r, err := serveDirect(ctx, c, st, id.Private, wire)
 			if err != nil {
 				fmt.Fprintf(g.stderr, "sync with %s failed: %v\n", c.RemoteAddr(), err)
@@ -186,6 +203,12 @@ func p2pListen(ctx context.Context, port int, once bool, wire string) error {
 		}
 	}
 }
+
+// Bounds of `p2p listen`: sessions at once, and how long one may last.
+const (
+	p2pMaxSessions    = 16
+	p2pSessionTimeout = 30 * time.Minute
+)
 
 func p2pConnect(ctx context.Context, addr, wire, request string) error {
 	id, st, err := openStore(ctx)
@@ -219,13 +242,10 @@ func p2pConnect(ctx context.Context, addr, wire, request string) error {
 func directSync(ctx context.Context, c net.Conn, st *memory.Store, priv ed25519.PrivateKey) (p2pResult, error) {
 	start := time.Now()
 	self := hex.EncodeToString(priv.Public().(ed25519.PublicKey))
-	cfg := config.Default()
-	if _, err := os.Stat(filepath.Join(g.configDir, config.FileName)); err == nil {
-		if cfg, err = config.Load(g.configDir); err != nil {
-			return p2pResult{}, err
-		}
+	quota, err := p2pQuota()
+	if err != nil {
+		return p2pResult{}, err
 	}
-	quota := trust.NewQuota(cfg.Sync.QuotaMessages, cfg.Sync.QuotaBytes)
 	access := func(peer ed25519.PublicKey) (syncproto.Syncer, bool, error) {
 		l, err := trust.Load(g.configDir)
 		if err != nil {
@@ -280,6 +300,18 @@ func serveDirect(ctx context.Context, c net.Conn, st *memory.Store, priv ed25519
 	return directSync(ctx, replayConn{Conn: c, r: replay}, st, priv)
 }
 
+// p2pQuota is the write quota of this process's direct sessions, one for
+// all of them, so that a writer cannot reset its day by reconnecting.
+var p2pQuota = sync.OnceValues(func() (*trust.Quota, error) {
+	cfg := config.Default()
+	if _, err := os.Stat(filepath.Join(g.configDir, config.FileName)); err == nil {
+		if cfg, err = config.Load(g.configDir); err != nil {
+			return nil, err
+		}
+	}
+	return trust.NewQuota(cfg.Sync.QuotaMessages, cfg.Sync.QuotaBytes), nil
+})
+
 // replayConn reads what was already read from Conn before the rest.
 type replayConn struct {
 	net.Conn
@@ -324,18 +356,41 @@ func refSession(ctx context.Context, c net.Conn, st *memory.Store, priv ed25519.
 			if err != nil {
 				return err
 			}
-			var keep []memory.Message
+			quota, err := p2pQuota()
+			if err != nil {
+				return err
+			}
+			// The peer's Hello proves nothing, so each message is judged
+			// by its author as if that author had sent it: ours are
+			// stored, a trusted author's only with the write role and
+			// within its quota, anyone else's refused.
+			byAuthor := map[string][]memory.Message{}
+			var order []string
 			for _, m := range msgs {
-				if _, ok := l.LookupHex(m.Author); ok || m.Author == self {
-					keep = append(keep, m)
+				if _, seen := byAuthor[m.Author]; !seen {
+					order = append(order, m.Author)
+				}
+				byAuthor[m.Author] = append(byAuthor[m.Author], m)
+			}
+			for _, author := range order {
+				ms := byAuthor[author]
+				var ar memory.AddResult
+				if author == self {
+					ar, err = st.Add(ctx, ms)
+				} else if e, ok := l.LookupHex(author); ok {
+					v := &trust.View{Store: st, Self: self, Peer: author, Entry: e, Quota: quota}
+					ar, err = v.Add(ctx, ms)
 				} else {
-					res.Refused++
+					ar.Refused = len(ms)
+				}
+				res.Received += ar.Added
+				res.Rejected += ar.Rejected
+				res.Refused += ar.Refused
+				if err != nil {
+					return err
 				}
 			}
-			ar, err := st.Add(ctx, keep)
-			res.Received += ar.Added
-			res.Rejected += ar.Rejected
-			return err
+			return nil
 		},
 	}
 	var r refwire.Result

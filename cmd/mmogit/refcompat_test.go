@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -105,7 +106,22 @@ func TestP2PReferenceMemories(t *testing.T) {
 	forged := memory.Sign(self.Private, "pay alice", now)
 	forged.Content = "pay mallory"
 	theirs := memory.Sign(stranger, "a stranger's", now)
-	body, _ := json.Marshal([]memory.Message{mine, forged, theirs})
+	// A peer we let read but not write, and one we let write: the Hello
+	// proves nothing, so each message is judged by its author's roles.
+	reader := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32))
+	writer := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{2}, 32))
+	for _, g := range []struct {
+		key  ed25519.PrivateKey
+		role string
+	}{{reader, "--read"}, {writer, "--write"}} {
+		pub := hex.EncodeToString(g.key.Public().(ed25519.PublicKey))
+		if _, errs, err := runCLI(t, dir, nil, "trust", "add", pub, g.role); err != nil {
+			t.Fatal(err, errs)
+		}
+	}
+	readers := memory.Sign(reader, "from a read-only peer", now)
+	writers := memory.Sign(writer, "from a writer", now)
+	body, _ := json.Marshal([]memory.Message{mine, forged, theirs, readers, writers})
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -135,15 +151,19 @@ func TestP2PReferenceMemories(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Received != 1 || r.Rejected != 1 || r.Refused != 1 || strings.Join(r.FramesSent, ",") != "Hello,Ping,MemoryRequest,Bye" {
-		t.Fatalf("result %+v, want 1 stored, 1 rejected, 1 refused", r)
+	if r.Received != 2 || r.Rejected != 1 || r.Refused != 2 || strings.Join(r.FramesSent, ",") != "Hello,Ping,MemoryRequest,Bye" {
+		t.Fatalf("result %+v, want 2 stored, 1 rejected, 2 refused", r)
 	}
 	st, err := memory.Open(filepath.Join(dir, "messages"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	es, err := st.All(context.Background())
-	if err != nil || len(es) != 1 || es[0].Message != mine {
-		t.Fatalf("stored %+v, %v; want only our own message", es, err)
+	got := map[string]bool{}
+	for _, e := range es {
+		got[e.Message.Content] = true
+	}
+	if err != nil || len(es) != 2 || !got[mine.Content] || !got[writers.Content] {
+		t.Fatalf("stored %+v, %v; want only our own message and the writer's", es, err)
 	}
 }

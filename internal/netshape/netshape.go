@@ -165,6 +165,7 @@ func Listen(ctx context.Context, addr, target string, cfg Config, log *slog.Logg
 	s.wg.Go(func() {
 		<-s.ctx.Done()
 		ln.Close()
+		s.closeConns() // the caller's ctx ending alone also ends them
 	})
 	s.wg.Go(s.acceptLoop)
 	return s, nil
@@ -214,6 +215,12 @@ func (s *Shaper) SetResetFraction(f float64) {
 // shaper's goroutines to end.
 func (s *Shaper) Close() error {
 	s.cancel()
+	s.closeConns()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Shaper) closeConns() {
 	s.mu.Lock()
 	var all []*conn
 	for c := range s.conns {
@@ -223,8 +230,6 @@ func (s *Shaper) Close() error {
 	for _, c := range all {
 		c.close()
 	}
-	s.wg.Wait()
-	return nil
 }
 
 func (s *Shaper) acceptLoop() {

@@ -257,37 +257,46 @@ func TestSetDown(t *testing.T) {
 	}
 }
 
-// TestCloseEndsGoroutines: Close with connections open returns only once
-// every goroutine of the shaper has ended.
+// TestCloseEndsGoroutines: Close, or the end of the context given to
+// Listen, with connections open ends every goroutine of the shaper (the
+// clients keep their ends open meanwhile).
 func TestCloseEndsGoroutines(t *testing.T) {
-	echo := echoServer(t)
-	before := runtime.NumGoroutine()
-	s, err := Listen(context.Background(), "127.0.0.1:0", echo, Config{Latency: 10 * time.Millisecond}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cs []net.Conn
-	for range 3 {
-		c, err := net.Dial("tcp", s.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		rtt(t, c)
-		cs = append(cs, c)
-	}
-	s.Close()
-	for _, c := range cs {
-		c.Close()
-	}
-	// The echo server's own goroutines end when the shaper's side closes.
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<16)
-		t.Fatalf("%d goroutines after Close, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	for _, tc := range []struct {
+		name string
+		stop func(s *Shaper, cancel context.CancelFunc)
+	}{
+		{"Close", func(s *Shaper, _ context.CancelFunc) { s.Close() }},
+		{"context", func(_ *Shaper, cancel context.CancelFunc) { cancel() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			echo := echoServer(t)
+			before := runtime.NumGoroutine()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			s, err := Listen(ctx, "127.0.0.1:0", echo, Config{Latency: 10 * time.Millisecond}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				c, err := net.Dial("tcp", s.Addr())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				rtt(t, c)
+			}
+			tc.stop(s, cancel)
+			// The echo server's own goroutines end when the shaper's side closes.
+			deadline := time.Now().Add(5 * time.Second)
+			for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if n := runtime.NumGoroutine(); n > before {
+				buf := make([]byte, 1<<16)
+				t.Fatalf("%d goroutines after stopping, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+			}
+			s.Close()
+		})
 	}
 }
 

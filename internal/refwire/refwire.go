@@ -225,9 +225,14 @@ func ReadFrame(r io.Reader) ([]byte, error) {
 	if size > MaxFrame {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, size, MaxFrame)
 	}
-	body := make([]byte, size)
-	if _, err := io.ReadFull(r, body); err != nil {
+	// The buffer grows as bytes arrive: a header claiming 10 MB and then
+	// silence costs what was sent, not 10 MB.
+	body, err := io.ReadAll(io.LimitReader(r, int64(size)))
+	if err != nil {
 		return nil, err
+	}
+	if len(body) < int(size) {
+		return nil, fmt.Errorf("refwire: frame of %d bytes ended after %d: %w", size, len(body), io.ErrUnexpectedEOF)
 	}
 	return body, nil
 }

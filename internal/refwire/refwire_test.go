@@ -1,9 +1,13 @@
 package refwire
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -163,4 +167,23 @@ func tcpPair(t *testing.T) (net.Conn, net.Conn) {
 		t.Fatal("accept failed")
 	}
 	return a, b
+}
+
+// TestReadFrameClaimOnly: a header claiming the largest frame, then
+// silence, costs what actually arrived, not the claimed size, and ends in
+// an error that says the frame was cut short.
+func TestReadFrameClaimOnly(t *testing.T) {
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], MaxFrame)
+	in := io.MultiReader(bytes.NewReader(hdr[:]), bytes.NewReader([]byte("{}")))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := ReadFrame(in)
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, io.ErrUnexpectedEOF) || !strings.Contains(err.Error(), "ended after 2") {
+		t.Fatalf("err = %v, want a cut-short frame", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Errorf("a %d-byte claim with 2 bytes sent allocated %d bytes", MaxFrame, got)
+	}
 }
