@@ -162,11 +162,23 @@ func p2pListen(ctx context.Context, port int, once bool, wire string) error {
 	defer ln.Close()
 	context.AfterFunc(ctx, func() { ln.Close() })
 	fmt.Fprintf(g.stderr, "listening for direct sync on %s (peers see your IP address)\n", ln.Addr())
-	// Anyone who can reach the port can open sessions: bound how many run
-	// at once and how long each may last, so that idle or endless peers
-	// (a Ping every few seconds keeps a session from idling out) cannot
-	// pile up.
-	slots := make(chan struct{}, p2pMaxSessions)
+	return serveSessions(ctx, ln, p2pMaxSessions, p2pSessionTimeout, once, func(ctx context.Context, c net.Conn) {
+		r, err := serveDirect(ctx, c, st, id.Private, wire)
+		if err != nil {
+			fmt.Fprintf(g.stderr, "sync with %s failed: %v\n", c.RemoteAddr(), err)
+			return
+		}
+		g.emit(r, func(w io.Writer) { printP2P(w, r) })
+	})
+}
+
+// serveSessions runs handle for each connection ln accepts until ctx ends
+// (after the first with once). Anyone who can reach the port can open
+// sessions, so at most max run at once (more are closed at accept) and
+// each is closed after timeout: idle or endless peers (a Ping every few
+// seconds keeps a session from idling out) cannot pile up.
+func serveSessions(ctx context.Context, ln net.Listener, max int, timeout time.Duration, once bool, handle func(context.Context, net.Conn)) error {
+	slots := make(chan struct{}, max)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -178,7 +190,7 @@ func p2pListen(ctx context.Context, port int, once bool, wire string) error {
 		select {
 		case slots <- struct{}{}:
 		default:
-			fmt.Fprintf(g.stderr, "refused %s: %d sessions already running\n", c.RemoteAddr(), p2pMaxSessions)
+			fmt.Fprintf(g.stderr, "refused %s: %d sessions already running\n", c.RemoteAddr(), max)
 			c.Close()
 			continue
 		}
@@ -187,15 +199,10 @@ func p2pListen(ctx context.Context, port int, once bool, wire string) error {
 			defer close(done)
 			defer func() { <-slots }()
 			defer c.Close()
-			ctx, cancel := context.WithTimeout(ctx, p2pSessionTimeout)
+			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
 			context.AfterFunc(ctx, func() { c.Close() })
-			r, err := serveDirect(ctx, c, st, id.Private, wire)
-			if err != nil {
-				fmt.Fprintf(g.stderr, "sync with %s failed: %v\n", c.RemoteAddr(), err)
-				return
-			}
-			g.emit(r, func(w io.Writer) { printP2P(w, r) })
+			handle(ctx, c)
 		}()
 		if once {
 			<-done
