@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -23,6 +24,10 @@ type uiOut struct {
 	URL    string `json:"url"`
 	Listen string `json:"listen"`
 	Opened bool   `json:"opened"`
+	// LaunchFile is a private page (0600, in the config dir, removed
+	// when the page stops) that sends a browser to URL: what gets opened,
+	// so that the token is on no command line.
+	LaunchFile string `json:"launch_file"`
 }
 
 func newUICmd() *cobra.Command {
@@ -73,8 +78,13 @@ is opened when there is a display (DISPLAY or WAYLAND_DISPLAY) unless
 				return err
 			}
 			out := uiOut{URL: srv.URL(), Listen: ln.Addr().String()}
-			if !noOpen && hasDisplay() {
-				out.Opened = openBrowser(out.URL) == nil
+			if out.LaunchFile, err = srv.WriteLaunchFile(g.configDir); err != nil {
+				g.log.Warn("no launch file: the browser is not opened (the token stays off command lines)", "err", err)
+			} else {
+				defer os.Remove(out.LaunchFile)
+			}
+			if out.LaunchFile != "" && !noOpen && hasDisplay() {
+				out.Opened = openBrowser((&url.URL{Scheme: "file", Path: out.LaunchFile}).String()) == nil
 			}
 			if err := g.emit(out, func(w io.Writer) {
 				fmt.Fprintf(w, "status page: %s\n", out.URL)

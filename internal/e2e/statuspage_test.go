@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -81,9 +82,16 @@ func openPage(t *testing.T, a *cluster.Agent, uiArgs ...string) *page {
 			t.Errorf("mmogit ui stderr:\n%s", s)
 		}
 	})
-	var out struct{ URL, Listen string }
+	var out struct {
+		URL, Listen string
+		LaunchFile  string `json:"launch_file"`
+	}
 	if err := json.NewDecoder(stdout).Decode(&out); err != nil || !strings.HasPrefix(out.URL, "http://127.0.0.1:") || !strings.Contains(out.URL, "token=") {
 		t.Fatalf("mmogit --json ui printed %+v (%v): want a loopback URL with a token\n%s", out, err, errb.String())
+	}
+	// What `mmogit ui` hands to a browser: a private file, not the URL.
+	if fi, err := os.Stat(out.LaunchFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("launch file %q: %v, %v: want a 0600 file", out.LaunchFile, fi, err)
 	}
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium),
@@ -107,7 +115,10 @@ func openPage(t *testing.T, a *cluster.Agent, uiArgs ...string) *page {
 		t.Fatalf("start chromium %s: %v", chromium, err)
 	}
 	p := &page{t: t, ctx: bctx, url: out.URL, shots: shots}
-	p.do(chromedp.Navigate(out.URL))
+	// Open the page as a user's browser does, through the launch file
+	// (file:// → the token URL → the page, with the session cookie).
+	p.do(chromedp.Navigate((&url.URL{Scheme: "file", Path: out.LaunchFile}).String()))
+	p.waitJS("the page, reached from the launch file", `document.location.protocol === "http:" && document.location.search === "" && document.getElementById("identity") !== null`, 30*time.Second)
 	loc := evalJS[string](p, `document.location.toString()`)
 	if strings.Contains(loc, "token=") {
 		t.Errorf("after the first load the address bar still holds the token: %s", loc)

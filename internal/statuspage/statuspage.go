@@ -31,11 +31,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"html"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -245,5 +248,38 @@ func (s *Server) redeem(w http.ResponseWriter, r *http.Request, tok string) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: s.cookie, Value: s.session, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		// Opened from the launch file (a file:// page): a redirect would
+		// continue that cross-site navigation, on which the browser does
+		// not send a SameSite=Strict cookie. A navigation this page starts
+		// itself is same-origin and carries it.
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, `<!doctype html><meta http-equiv="refresh" content="0;url=/"><title>mmogit</title><a href="/">open the status page</a>`)
+		return
+	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// WriteLaunchFile writes a page into dir (a private directory, e.g. the
+// config dir) that sends the browser to [Server.URL], and returns its
+// path. `mmogit ui` opens this file rather than the URL itself, so the
+// one-time token never appears on a command line (xdg-open's and the
+// browser's), where other local users could read it from /proc and
+// redeem it first. The file is 0600; remove it when the page stops.
+func (s *Server) WriteLaunchFile(dir string) (string, error) {
+	f, err := os.CreateTemp(dir, "ui-open-*.html") // 0600
+	if err != nil {
+		return "", fmt.Errorf("statuspage: launch file: %w", err)
+	}
+	u := html.EscapeString(s.URL())
+	_, err = fmt.Fprintf(f, "<!doctype html>\n<meta http-equiv=\"refresh\" content=\"0;url=%s\">\n<title>mmogit status page</title>\n<a href=\"%s\">open the mmogit status page</a>\n", u, u)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("statuspage: launch file: %w", err)
+	}
+	return f.Name(), nil
 }

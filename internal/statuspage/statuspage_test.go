@@ -2,10 +2,14 @@ package statuspage
 
 import (
 	"context"
+	"html"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -198,5 +202,38 @@ func TestQRSVG(t *testing.T) {
 	}
 	if !strings.HasPrefix(svg, "<svg") || strings.Count(svg, "h1v1h-1z") < 100 {
 		t.Errorf("qr svg looks empty: %.200s", svg)
+	}
+}
+
+// TestLaunchFile: the file `mmogit ui` opens is private and sends the
+// browser to the token URL; a token redeemed from it (a cross-site
+// navigation) is answered with a same-origin hop to the page instead of a
+// redirect, on which the Strict cookie would not be sent.
+func TestLaunchFile(t *testing.T) {
+	s, _, _ := serve(t)
+	dir := t.TempDir()
+	path, err := s.WriteLaunchFile(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 || filepath.Dir(path) != dir {
+		t.Fatalf("launch file %s: %v, %v: want 0600 in %s", path, fi, err, dir)
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), `content="0;url=`+html.EscapeString(s.URL())+`"`) {
+		t.Errorf("launch file does not send the browser to %s:\n%s", s.URL(), b)
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.URL(), nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	jar, _ := cookiejar.New(nil)
+	resp, err := noRedirect(jar).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Set-Cookie"), s.cookie+"=") || !strings.Contains(string(body), `content="0;url=/"`) {
+		t.Errorf("token from the launch file: %s, Set-Cookie %q, body %q: want 200, the cookie and a hop to /", resp.Status, resp.Header.Get("Set-Cookie"), body)
 	}
 }
