@@ -39,9 +39,7 @@ and content holds the ciphertext exactly as signed).`
 
 // Markers shown instead of content this identity cannot read.
 const (
-	markNotForYou = "[encrypted: not addressed to you]"
-	markMalformed = "[encrypted: malformed]"
-	markNoKey     = "[encrypted: no identity here to decrypt with]"
+	markNotForYou = seal.MarkNotForYou
 	// markRefEnvelope: a reference mmogit envelope sealed by another
 	// identity (or by this one with a seed not held here).
 	markRefEnvelope = "[encrypted: reference mmogit envelope, readable only by its author]"
@@ -282,22 +280,7 @@ func newReader() (reader, error) {
 // open returns the content to show for stored content c: its plaintext
 // when readable, with a marker for humans when not.
 func (r reader) open(c string) (text string, encrypted, readable bool, marker string) {
-	if !seal.IsSealed(c) {
-		return c, false, true, ""
-	}
-	if r.priv == nil {
-		return c, true, false, markNoKey
-	}
-	pt, err := seal.Open(c, r.priv)
-	switch {
-	case err == nil:
-		return pt, true, true, ""
-	case errors.Is(err, seal.ErrNotRecipient):
-		return c, true, false, markNotForYou
-	default:
-		g.log.Debug("cannot open sealed content", "err", err)
-		return c, true, false, markMalformed
-	}
+	return seal.Reveal(c, r.priv)
 }
 
 // recallOpen is the memory.Filter.Open hook: plain content as is, sealed

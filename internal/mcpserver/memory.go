@@ -284,17 +284,8 @@ func (s *server) newReader() (reader, error) {
 // open returns the content to show for stored content c: its plaintext
 // when readable, else c.
 func (r reader) open(c string) (text string, encrypted, readable bool) {
-	if !seal.IsSealed(c) {
-		return c, false, true
-	}
-	if r.priv == nil {
-		return c, true, false
-	}
-	pt, err := seal.Open(c, r.priv)
-	if err != nil {
-		return c, true, false
-	}
-	return pt, true, true
+	text, encrypted, readable, _ = seal.Reveal(c, r.priv)
+	return text, encrypted, readable
 }
 
 // newScope is whose messages are listed (see trust.Scope), as in the CLI.

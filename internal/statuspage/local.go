@@ -90,7 +90,8 @@ type opened struct {
 // maxOpened bounds the cache; past it, it starts over.
 const maxOpened = 20000
 
-// open is the package-level open with a cache.
+// open is seal.Reveal with a cache by message ID, showing the marker in
+// place of content this identity cannot read.
 func (d *Dir) open(id, content string, priv ed25519.PrivateKey) (string, bool, bool) {
 	d.mu.Lock()
 	o, ok := d.opened[id]
@@ -98,7 +99,11 @@ func (d *Dir) open(id, content string, priv ed25519.PrivateKey) (string, bool, b
 	if ok && id != "" {
 		return o.text, o.encrypted, o.readable
 	}
-	o.text, o.encrypted, o.readable = open(content, priv)
+	var marker string
+	o.text, o.encrypted, o.readable, marker = seal.Reveal(content, priv)
+	if !o.readable {
+		o.text = marker // the page shows why, not the ciphertext
+	}
 	d.mu.Lock()
 	if d.opened == nil || len(d.opened) >= maxOpened {
 		d.opened = map[string]opened{}
@@ -107,14 +112,6 @@ func (d *Dir) open(id, content string, priv ed25519.PrivateKey) (string, bool, b
 	d.mu.Unlock()
 	return o.text, o.encrypted, o.readable
 }
-
-// Markers shown instead of content this identity cannot read (the same
-// words as `mmogit show`).
-const (
-	markNotForYou = "[encrypted: not addressed to you]"
-	markMalformed = "[encrypted: malformed]"
-	markNoKey     = "[encrypted: no identity here to decrypt with]"
-)
 
 func (d *Dir) identity() (*identity.Identity, error) {
 	if _, err := os.Lstat(filepath.Join(d.Path, identity.SeedFile)); errors.Is(err, fs.ErrNotExist) {
@@ -197,25 +194,6 @@ func (d *Dir) Memories(ctx context.Context, query string, limit int) (MemoryList
 		}
 	}
 	return out, nil
-}
-
-// open returns what to show for stored content c.
-func open(c string, priv ed25519.PrivateKey) (text string, encrypted, readable bool) {
-	if !seal.IsSealed(c) {
-		return c, false, true
-	}
-	if priv == nil {
-		return markNoKey, true, false
-	}
-	pt, err := seal.Open(c, priv)
-	switch {
-	case err == nil:
-		return pt, true, true
-	case errors.Is(err, seal.ErrNotRecipient):
-		return markNotForYou, true, false
-	default:
-		return markMalformed, true, false
-	}
 }
 
 // Trust implements Local: `mmogit trust add PEER` (both roles when

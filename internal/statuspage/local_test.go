@@ -60,7 +60,7 @@ func TestDirMemories(t *testing.T) {
 		valid, encrypted, readable bool
 	}
 	want := []row{
-		{markNotForYou, true, true, false},
+		{seal.MarkNotForYou, true, true, false},
 		{"secret for me", true, true, true},
 		{"plain hello", true, false, true},
 	}
